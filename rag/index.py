@@ -1,0 +1,398 @@
+"""Reading and writing the index: vectors (FAISS), lexical (BM25) and metadata (SQLite) as one unit."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from rag.errors import CorruptIndex
+from rag.lexical import LexicalIndex
+from rag.store import (
+    SCHEMA,
+    IndexStore,
+    Manifest,
+    check_model,
+    empty_vectors,
+    load_vectors,
+    new_staging,
+    open_metadata,
+    rebuild_hint,
+    write_snapshot_files,
+)
+from rag.types import Article, Chunk, PageSpan
+
+_ARTICLE_COLUMNS = "id, source, title, text, date, author, url, site, group_id, pages"
+
+
+def _article_from_row(row: sqlite3.Row) -> Article:
+    return Article(
+        id=row["id"],
+        source=row["source"],
+        title=row["title"],
+        text=row["text"],
+        date=row["date"],
+        author=row["author"],
+        url=row["url"],
+        site=row["site"],
+        group_id=row["group_id"],
+    )
+
+
+def pages_of(row_pages: str | None) -> tuple[PageSpan, ...]:
+    if not row_pages:
+        return ()
+    return tuple(PageSpan(*span) for span in json.loads(row_pages))
+
+
+class _Snapshot:
+    """One loaded, immutable snapshot."""
+
+    def __init__(self, store: IndexStore, model_id: str | None) -> None:
+        self.path = store.current_snapshot()
+        self.manifest = Manifest.read(self.path)
+        check_model(self.manifest, model_id, store.dir)
+        for name in ("meta.sqlite", "vectors.faiss"):
+            info = self.manifest.files.get(name)
+            path = self.path / name
+            if info is None or not path.is_file() or path.stat().st_size != info["size"]:
+                raise CorruptIndex(f"{path} is missing or truncated; {rebuild_hint(store.dir)}")
+        try:
+            self.vectors = load_vectors(self.path / "vectors.faiss")
+            self.lexical = LexicalIndex.load(self.path / "lexical")
+            self.db = open_metadata(self.path / "meta.sqlite", readonly=True)
+        except CorruptIndex as e:
+            raise CorruptIndex(f"{e}; {rebuild_hint(store.dir)}") from e
+        if not (self.vectors.ntotal == len(self.lexical) == self.manifest.chunks):
+            raise CorruptIndex(
+                f"index parts disagree ({self.vectors.ntotal} vectors, {len(self.lexical)} lexical "
+                f"entries, {self.manifest.chunks} chunks); {rebuild_hint(store.dir)}"
+            )
+
+
+class IndexReader:
+    """Read access to the committed index; safe to share between threads."""
+
+    def __init__(self, store: IndexStore, model_id: str | None = None) -> None:
+        self.store = store
+        self.model_id = model_id
+        self._lock = threading.RLock()
+        self._snap = _Snapshot(store, model_id)
+        self._articles: dict[str, Article] = {}
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._snap.manifest
+
+    def refresh(self) -> bool:
+        """Switch to a newer committed snapshot if there is one; True if it switched."""
+        if self.store.current_snapshot() == self._snap.path:
+            return False
+        snap = _Snapshot(self.store, self.model_id)
+        with self._lock:
+            self._snap, self._articles = snap, {}
+        return True
+
+    # --- search -------------------------------------------------------------------------------
+    def dense_search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        snap = self._snap
+        if snap.vectors.ntotal == 0 or k <= 0:
+            return []
+        params = None
+        if allowed is not None:
+            if len(allowed) == 0:
+                return []
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
+        k = min(k, snap.vectors.ntotal)
+        scores, ids = snap.vectors.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def lexical_search(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        if allowed is None:
+            return self._snap.lexical.search(query, k)
+        keep = set(allowed.tolist())
+        # Filtered lexical search: over-fetch, then keep only allowed ids.
+        hits = self._snap.lexical.search(query, max(k * 4, k + len(keep) // 2))
+        return [(i, s) for i, s in hits if i in keep][:k]
+
+    def vectors_for(self, rowids: Sequence[int]) -> np.ndarray:
+        vecs = self._snap.vectors
+        return np.vstack([vecs.reconstruct(int(i)) for i in rowids]) if rowids else np.zeros((0, vecs.d))
+
+    # --- metadata ------------------------------------------------------------------------------
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._snap.db.execute(sql, args).fetchall()
+
+    def article(self, article_id: str) -> Article:
+        cached = self._articles.get(article_id)
+        if cached is not None:
+            return cached
+        rows = self._query(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,))
+        if not rows:
+            raise KeyError(article_id)
+        article = _article_from_row(rows[0])
+        if len(self._articles) > 2048:
+            self._articles.clear()
+        self._articles[article_id] = article
+        return article
+
+    def chunks(self, rowids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = self._query(
+            f'SELECT rowid, id, article_id, ordinal, start, "end" FROM chunks WHERE rowid IN ({marks})',
+            [int(r) for r in rowids],
+        )
+        out: dict[int, tuple[Chunk, Article]] = {}
+        for r in rows:
+            article = self.article(r["article_id"])
+            chunk = Chunk(
+                id=r["id"],
+                article_id=r["article_id"],
+                ordinal=r["ordinal"],
+                start=r["start"],
+                end=r["end"],
+                text=article.text[r["start"] : r["end"]],
+            )
+            out[int(r["rowid"])] = (chunk, article)
+        return out
+
+    def rowids_of_article(self, article_id: str) -> list[int]:
+        rows = self._query("SELECT rowid FROM chunks WHERE article_id = ? ORDER BY ordinal", (article_id,))
+        return [int(r[0]) for r in rows]
+
+    def sources_of(self, article_id: str) -> list[str]:
+        rows = self._query("SELECT source FROM sources WHERE article_id = ? ORDER BY source", (article_id,))
+        return [r["source"] for r in rows]
+
+    def group_members(self, group_id: str) -> list[Article]:
+        rows = self._query(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE group_id = ? ORDER BY length(text) DESC",
+            (group_id,),
+        )
+        return [_article_from_row(r) for r in rows]
+
+    def rowids_matching(
+        self, source: str | None = None, date_from: str | None = None, date_to: str | None = None
+    ) -> np.ndarray:
+        """Chunk ids of articles whose source matches a glob and whose date lies in the range."""
+        clauses, args = [], []
+        if date_from:
+            clauses.append("a.date >= ?")
+            args.append(date_from)
+        if date_to:
+            clauses.append("a.date <= ?")
+            args.append(date_to)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(
+            f"SELECT c.rowid AS rowid, a.source AS source, a.id AS aid FROM chunks c "
+            f"JOIN articles a ON a.id = c.article_id {where}",
+            args,
+        )
+        if source:
+            pattern = source if any(ch in source for ch in "*?[") else f"*{source}*"
+            by_article: dict[str, bool] = {}
+            keep = []
+            for r in rows:
+                aid = r["aid"]
+                if aid not in by_article:
+                    by_article[aid] = any(
+                        fnmatch.fnmatch(s, pattern) for s in [r["source"], *self.sources_of(aid)]
+                    )
+                if by_article[aid]:
+                    keep.append(r["rowid"])
+            return np.array(keep, dtype=np.int64)
+        return np.array([r["rowid"] for r in rows], dtype=np.int64)
+
+    def list_articles(self) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT a.id, a.source, a.title, a.date, a.group_id, length(a.text) AS chars, "
+            "(SELECT count(*) FROM chunks c WHERE c.article_id = a.id) AS chunks "
+            "FROM articles a ORDER BY a.title"
+        )
+        return [dict(r) for r in rows]
+
+    def stats(self) -> dict[str, Any]:
+        groups = self._query(
+            "SELECT group_id, count(*) AS n FROM articles WHERE group_id IS NOT NULL GROUP BY group_id"
+        )
+        m = self.manifest
+        return {
+            "articles": m.articles,
+            "chunks": m.chunks,
+            "model": m.model_id,
+            "dimension": m.dimension,
+            "snapshot": m.snapshot,
+            "updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created)),
+            "duplicate_groups": [
+                {
+                    "group": g["group_id"],
+                    "articles": [
+                        {"title": a.title, "source": a.source, "chars": len(a.text)}
+                        for a in self.group_members(g["group_id"])
+                    ],
+                }
+                for g in groups
+            ],
+            "index_dir": str(self.store.dir),
+        }
+
+
+class IndexWriter:
+    """Stages changes in a private copy of the current snapshot; ``commit`` publishes them atomically.
+
+    Use only while holding ``store.write_lock()``.
+    """
+
+    def __init__(self, store: IndexStore, model_id: str, dimension: int) -> None:
+        self.store = store
+        self.model_id = model_id
+        self.staging = new_staging(store)
+        self.changed = False
+        if store.exists():
+            snap = _Snapshot(store, model_id)
+            src = snap.db
+            self.db = sqlite3.connect(self.staging / "meta.sqlite", check_same_thread=False)
+            src.backup(self.db)
+            self.vectors, self.lexical = snap.vectors, snap.lexical
+        else:
+            self.db = sqlite3.connect(self.staging / "meta.sqlite", check_same_thread=False)
+            self.vectors, self.lexical = empty_vectors(dimension), LexicalIndex()
+        self.db.row_factory = sqlite3.Row
+        self.db.executescript(SCHEMA)
+
+    # --- queries used while planning an ingest --------------------------------------------------
+    def source_article(self, source: str) -> str | None:
+        row = self.db.execute("SELECT article_id FROM sources WHERE source = ?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def sources(self) -> list[tuple[str, str | None]]:
+        return [(r[0], r[1]) for r in self.db.execute("SELECT source, root FROM sources")]
+
+    def has_article(self, article_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone() is not None
+
+    def cached_vectors(self, embed_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Vectors already in the index for passages with these embedding-text hashes."""
+        out: dict[str, np.ndarray] = {}
+        for h in set(embed_hashes):
+            row = self.db.execute("SELECT rowid FROM chunks WHERE embed_hash = ? LIMIT 1", (h,)).fetchone()
+            if row is not None:
+                out[h] = self.vectors.reconstruct(int(row[0]))
+        return out
+
+    def all_article_texts(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.db.execute("SELECT id, text FROM articles")]
+
+    # --- changes ------------------------------------------------------------------------------
+    def add_article(
+        self,
+        article: Article,
+        pages: Sequence[PageSpan],
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        embed_hashes: Sequence[str],
+        lexical_texts: Sequence[str],
+    ) -> None:
+        if not (len(chunks) == len(vectors) == len(embed_hashes) == len(lexical_texts)):
+            raise ValueError("chunks, vectors, embed_hashes and lexical_texts must align")
+        self.db.execute(
+            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                article.id, article.source, article.title, article.text, article.date,
+                article.author, article.url, article.site, None,
+                json.dumps([[p.start, p.end, p.page] for p in pages]) if pages else None,
+                time.time(),
+            ),
+        )
+        rowids = []
+        for c, h in zip(chunks, embed_hashes, strict=True):
+            cur = self.db.execute(
+                'INSERT INTO chunks (id, article_id, ordinal, start, "end", embed_hash) '
+                "VALUES (?,?,?,?,?,?)",
+                (c.id, c.article_id, c.ordinal, c.start, c.end, h),
+            )
+            rowids.append(cur.lastrowid)
+        if rowids:
+            ids = np.array(rowids, dtype=np.int64)
+            self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            self.lexical.add(ids, list(lexical_texts))
+        self.changed = True
+
+    def add_source(self, source: str, article_id: str, root: str | None) -> None:
+        """Point ``source`` at an article, dropping whatever it pointed at before."""
+        old = self.source_article(source)
+        if old == article_id:
+            return
+        if old is not None:
+            self.remove_source(source)
+        self.db.execute(
+            "INSERT INTO sources (source, article_id, root) VALUES (?,?,?)", (source, article_id, root)
+        )
+        self.changed = True
+
+    def remove_source(self, source: str) -> None:
+        """Forget a source; its article leaves the index when no other source holds it."""
+        article_id = self.source_article(source)
+        if article_id is None:
+            return
+        self.db.execute("DELETE FROM sources WHERE source = ?", (source,))
+        remaining = self.db.execute(
+            "SELECT source FROM sources WHERE article_id = ? ORDER BY source", (article_id,)
+        ).fetchall()
+        if remaining:
+            self.db.execute("UPDATE articles SET source = ? WHERE id = ?", (remaining[0][0], article_id))
+        else:
+            self.remove_article(article_id)
+        self.changed = True
+
+    def remove_article(self, article_id: str) -> None:
+        rowids = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
+        if rowids:
+            ids = np.array(rowids, dtype=np.int64)
+            self.vectors.remove_ids(ids)
+            self.lexical.remove(ids)
+        self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
+        self.db.execute("DELETE FROM sources WHERE article_id = ?", (article_id,))
+        self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        self.changed = True
+
+    def set_groups(self, groups: dict[str, str]) -> None:
+        current = dict(self.db.execute("SELECT id, group_id FROM articles").fetchall())
+        for aid, old in current.items():
+            new = groups.get(aid)
+            if new != old:
+                self.db.execute("UPDATE articles SET group_id = ? WHERE id = ?", (new, aid))
+                self.changed = True
+
+    # --- commit -------------------------------------------------------------------------------
+    def commit(self) -> Manifest:
+        """Publish the staged state as the new current snapshot, then keep staging on top of it."""
+        write_snapshot_files(self.staging, self.db, self.vectors, self.lexical, self.model_id)
+        final = self.store.publish(self.staging)
+        self.staging = new_staging(self.store)
+        self.db = sqlite3.connect(self.staging / "meta.sqlite", check_same_thread=False)
+        open_metadata(final / "meta.sqlite", readonly=True).backup(self.db)
+        self.db.row_factory = sqlite3.Row
+        self.changed = False
+        return Manifest.read(final)
+
+    def close(self) -> None:
+        import shutil
+
+        self.db.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
