@@ -1,0 +1,194 @@
+"""The offline default answerer: quotes the sentences of the retrieved passages that best answer the question.
+
+Every quote is a verbatim slice of its article at the offsets given in its citation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.chunking import split_sentences
+from rag.dedup import containment, shingles
+from rag.ingest import Embedder
+from rag.lexical import tokenize
+from rag.settings import Settings
+from rag.types import Answer, AnswerSentence, Citation, Hit
+
+ABSTENTION = "The indexed articles don't answer this."
+
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b")
+_MONTH = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec|Monday|Tuesday|Wednesday|Thursday|Friday|"
+    r"Saturday|Sunday|century|decade)\b"
+)
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+    r"fifty|hundred|thousand|million|billion|dozen|half|percent)\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zà-ÿ]+(?:\s+[A-Z][a-zà-ÿ]+)*")
+
+
+def question_kind(question: str) -> str | None:
+    """The kind of thing asked for: 'date', 'number', 'name', 'place', or None."""
+    q = question.lower()
+    if re.search(r"\b(when|what year|which year|what date|what century|what decade|how long ago)\b", q):
+        return "date"
+    if re.search(r"\b(how many|how much|how long|how old|how far|how big|what percent|what number)\b", q):
+        return "number"
+    if re.search(r"\b(who|whom|whose)\b", q):
+        return "name"
+    if re.search(r"\bwhere\b", q):
+        return "place"
+    return None
+
+
+def kind_match(kind: str | None, sentence: str, question: str) -> float:
+    """1.0 when the sentence holds the kind of thing asked for (beyond what the question says)."""
+    if kind == "date":
+        return 1.0 if _YEAR.search(sentence) or _MONTH.search(sentence) else 0.0
+    if kind == "number":
+        return 1.0 if _NUMBER.search(sentence) else 0.0
+    if kind in ("name", "place"):
+        asked = {w.lower() for w in re.findall(r"\w+", question)}
+        names = [m.group(0) for m in _NAME.finditer(sentence)]
+        return 1.0 if any(n.split()[0].lower() not in asked for n in names) else 0.0
+    return 0.0
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    hit_index: int
+    start: int  # offsets in the article
+    end: int
+    text: str
+    score: float
+    cosine: float
+
+
+class ExtractiveAnswerer:
+    """Scores each sentence of the retrieved passages against the question and quotes the best."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        settings: Settings,
+        *,
+        lexical_weight: float = 0.35,
+        kind_weight: float = 0.12,
+        rank_weight: float = 0.08,
+    ) -> None:
+        self.embedder = embedder
+        self.settings = settings
+        self.lexical_weight = lexical_weight
+        self.kind_weight = kind_weight
+        self.rank_weight = rank_weight
+
+    def candidates(
+        self, question: str, hits: Sequence[Hit], question_vector: np.ndarray | None = None
+    ) -> list[_Candidate]:
+        spans: list[tuple[int, int, int, str]] = []
+        for i, hit in enumerate(hits):
+            base = hit.chunk.start
+            for s, e in split_sentences(hit.chunk.text):
+                text = hit.chunk.text[s:e]
+                if len(text) >= 12 and re.search(r"[A-Za-z]{3}", text):
+                    spans.append((i, base + s, base + e, text))
+        if not spans:
+            return []
+        qvec = (
+            question_vector
+            if question_vector is not None
+            else self.embedder.embed([question])[0]
+        )
+        svecs = self.embedder.embed([t for *_, t in spans])
+        cosines = svecs @ np.asarray(qvec, dtype=np.float32)
+        q_terms = set(tokenize(question))
+        kind = question_kind(question)
+        out = []
+        for (i, start, end, text), cos in zip(spans, cosines, strict=True):
+            overlap = len(q_terms & set(tokenize(text))) / len(q_terms) if q_terms else 0.0
+            prior = 1.0 / (1 + i)
+            score = (
+                float(cos)
+                + self.lexical_weight * overlap
+                + self.kind_weight * kind_match(kind, text, question)
+                + self.rank_weight * prior
+            )
+            out.append(_Candidate(i, start, end, text, score, float(cos)))
+        return out
+
+    def answer(
+        self, question: str, hits: Sequence[Hit], question_vector: np.ndarray | None = None
+    ) -> Answer:
+        cands = sorted(self.candidates(question, hits, question_vector), key=lambda c: -c.score)
+        if not cands or cands[0].cosine < self.settings.abstain_threshold:
+            return abstain(question, hits)
+        chosen = [cands[0]]
+        chosen_shingles = [shingles(cands[0].text)]
+        for c in cands[1:]:
+            if len(chosen) >= self.settings.max_quotes or c.score < cands[0].score - 0.15:
+                break
+            sh = shingles(c.text)
+            if any(containment(sh, o) >= 0.5 for o in chosen_shingles):
+                continue  # says the same thing as a quote already chosen
+            chosen.append(c)
+            chosen_shingles.append(sh)
+        return compose(question, hits, chosen)
+
+
+def abstain(question: str, hits: Sequence[Hit], notes: tuple[str, ...] = ()) -> Answer:
+    return Answer(
+        question=question,
+        text=ABSTENTION,
+        citations=(),
+        abstained=True,
+        closest=tuple(hits[:3]),
+        notes=notes,
+    )
+
+
+def compose(question: str, hits: Sequence[Hit], chosen: Sequence[_Candidate]) -> Answer:
+    """Order quotes readably (best passage first, document order within a passage); one citation each."""
+    first_rank = {}
+    for rank, c in enumerate(chosen):
+        first_rank.setdefault(c.hit_index, rank)
+    ordered = sorted(chosen, key=lambda c: (first_rank[c.hit_index], c.start))
+    citations: list[Citation] = []
+    sentences: list[AnswerSentence] = []
+    for n, c in enumerate(ordered, start=1):
+        hit = hits[c.hit_index]
+        assert hit.article.text[c.start : c.end] == c.text, "quote must be verbatim at its offsets"
+        citations.append(
+            Citation(
+                n=n,
+                source=hit.article.source,
+                title=hit.article.title,
+                passage=hit.chunk.text,
+                passage_start=hit.chunk.start,
+                quote=c.text,
+                start=c.start,
+                end=c.end,
+                score=round(hit.score, 4),
+                article_id=hit.article.id,
+                chunk_id=hit.chunk.id,
+                date=hit.article.date,
+                url=hit.article.url,
+                also_in=hit.also_in,
+            )
+        )
+        sentences.append(AnswerSentence(text=c.text, citations=(n,)))
+    text = " ".join(f"{s.text} [{s.citations[0]}]" for s in sentences)
+    return Answer(
+        question=question,
+        text=text,
+        citations=tuple(citations),
+        abstained=False,
+        closest=tuple(hits),
+        sentences=tuple(sentences),
+    )

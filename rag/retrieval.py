@@ -1,0 +1,162 @@
+"""Hybrid retrieval: dense + lexical candidates, fused, near-duplicates collapsed, optional MMR and filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+
+from rag.dedup import collapse, containment, shingles
+from rag.fusion import convex, mmr, rrf
+from rag.index import IndexReader
+from rag.ingest import Embedder
+from rag.settings import Settings
+from rag.types import Hit
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict results to articles whose source matches a glob (or substring) and date range."""
+
+    source: str | None = None
+    date_from: str | None = None  # ISO date, inclusive
+    date_to: str | None = None
+
+    def active(self) -> bool:
+        return bool(self.source or self.date_from or self.date_to)
+
+
+class Retriever:
+    """Finds the passages that best match a question."""
+
+    def __init__(self, reader: IndexReader, embedder: Embedder, settings: Settings) -> None:
+        self.reader = reader
+        self.embedder = embedder
+        self.settings = settings
+
+    def embed_query(self, query: str) -> np.ndarray:
+        return np.asarray(self.embedder.embed([query])[0], dtype=np.float32)
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        use_mmr: bool | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        s = self.settings
+        k = k or s.k
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        query = query[: s.max_question_chars]
+        allowed = None
+        if filters is not None and filters.active():
+            allowed = self.reader.rowids_matching(filters.source, filters.date_from, filters.date_to)
+        fetch = max(s.fetch_k, 3 * k)
+        qvec = self.embed_query(query) if query_vector is None else query_vector
+        dense = self.reader.dense_search(qvec, fetch, allowed) if s.fusion != "lexical" else []
+        lexical = self.reader.lexical_search(query, fetch, allowed) if s.fusion != "dense" else []
+        fused = self._fuse(dense, lexical)
+        dense_by_id, lex_by_id = dict(dense), dict(lexical)
+        # Take enough candidates that collapsing duplicates still leaves k.
+        candidates = fused[: max(3 * k, k + 10)]
+        if use_mmr if use_mmr is not None else s.mmr:
+            ids = [i for i, _ in candidates]
+            order = mmr(ids, [sc for _, sc in candidates], self.reader.vectors_for(ids), len(ids), s.mmr_lambda)
+            by_id = dict(candidates)
+            candidates = [(i, by_id[i]) for i in order]
+        rows = self.reader.chunks([i for i, _ in candidates])
+        hits = []
+        for rowid, score in candidates:
+            if rowid not in rows:
+                continue
+            chunk, article = rows[rowid]
+            hits.append(
+                Hit(
+                    chunk=chunk,
+                    article=article,
+                    score=float(score),
+                    dense_score=dense_by_id.get(rowid),
+                    lexical_score=lex_by_id.get(rowid),
+                )
+            )
+        hits = [self._prefer_fullest(h) for h in hits]
+        return self._collapse(hits)[:k]
+
+    def _fuse(
+        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
+    ) -> list[tuple[int, float]]:
+        s = self.settings
+        if s.fusion == "dense":
+            return dense
+        if s.fusion == "lexical":
+            return lexical
+        if s.fusion == "rrf":
+            return rrf([dense, lexical], k=s.rrf_k, weights=[s.dense_weight, 1 - s.dense_weight])
+        return convex(dense, lexical, s.dense_weight)
+
+    def _prefer_fullest(self, hit: Hit) -> Hit:
+        """Cite the fullest version of a story: move a hit from a shorter version to the same passage
+        in the fullest one, when that passage is there."""
+        group = hit.article.group_id
+        if not group or group == hit.article.id:
+            return hit
+        try:
+            fullest = self.reader.article(group)
+        except KeyError:
+            return hit
+        mine = shingles(hit.chunk.text)
+        best, best_c = None, 0.0
+        for rowid in self.reader.rowids_of_article(fullest.id):
+            chunk, _ = self.reader.chunks([rowid])[rowid]
+            c = containment(mine, shingles(chunk.text))
+            if c > best_c:
+                best, best_c = chunk, c
+        if best is None or best_c < self.settings.collapse_threshold:
+            return hit
+        return replace(hit, chunk=best, article=fullest, also_in=(hit.article.source, *hit.also_in))
+
+    def _collapse(self, hits: list[Hit]) -> list[Hit]:
+        out = []
+        for kept, dups in collapse(hits, lambda h: h.chunk.text, self.settings.collapse_threshold):
+            others = [d.article.source for d in dups] + [s for d in dups for s in d.also_in]
+            extra = [s for s in self.reader.sources_of(kept.article.id) if s != kept.article.source]
+            also = tuple(dict.fromkeys(s for s in [*kept.also_in, *others, *extra] if s != kept.article.source))
+            out.append(replace(kept, also_in=also))
+        return out
+
+
+class ArticleRetriever(BaseRetriever):
+    """LangChain adapter: passages as ``Document`` objects with their offsets and scores in metadata."""
+
+    retriever: Any
+    k: int = 5
+    filters: Any = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[LCDocument]:
+        hits = self.retriever.search(query, k=self.k, filters=self.filters)
+        return [hit_to_document(h) for h in hits]
+
+
+def hit_to_document(hit: Hit) -> LCDocument:
+    return LCDocument(
+        page_content=hit.chunk.text,
+        metadata={
+            "source": hit.article.source,
+            "title": hit.article.title,
+            "article_id": hit.article.id,
+            "chunk_id": hit.chunk.id,
+            "start": hit.chunk.start,
+            "end": hit.chunk.end,
+            "score": hit.score,
+            "date": hit.article.date,
+            "also_in": list(hit.also_in),
+        },
+    )

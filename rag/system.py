@@ -1,0 +1,141 @@
+"""One object that the CLI and the page share: the model, the index and the answerers, loaded once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from embeddings import EmbeddingModelError, LocalEmbeddings
+from rag.answer import ExtractiveAnswerer
+from rag.errors import IndexMissing, InputError, ModelUnavailable
+from rag.index import IndexReader
+from rag.ingest import Ingestor, IngestReport, Progress
+from rag.retrieval import Filters, Retriever
+from rag.settings import Settings
+from rag.store import IndexStore
+from rag.types import Answer, Hit
+
+
+class _CheckedEmbeddings:
+    """The embedding model, with its load errors turned into ModelUnavailable."""
+
+    def __init__(self, settings: Settings) -> None:
+        try:
+            self._inner = LocalEmbeddings(
+                settings.model, settings.embed_backend, settings.embed_batch_size
+            )
+        except (ValueError, EmbeddingModelError) as e:
+            raise ModelUnavailable(str(e)) from e
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except EmbeddingModelError as e:
+            raise ModelUnavailable(str(e)) from e
+
+    @property
+    def model_id(self) -> str:
+        return str(self._call(lambda: self._inner.model_id))
+
+    @property
+    def dimension(self) -> int:
+        return int(self._call(lambda: self._inner.dimension))
+
+    @property
+    def backend(self) -> str:
+        return str(self._call(lambda: self._inner.backend))
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return np.asarray(self._call(lambda: self._inner.embed(texts, progress=progress)))
+
+    @property
+    def langchain(self) -> LocalEmbeddings:
+        return self._inner
+
+
+def clean_question(question: str, settings: Settings) -> str:
+    q = " ".join((question or "").split())
+    if not q:
+        raise InputError("the question is empty: type a question about the indexed articles")
+    return q[: settings.max_question_chars]
+
+
+class System:
+    """The model, the index reader and the answerers; thread-safe, load-once."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Any = None) -> None:
+        self.settings = settings or Settings()
+        self.store = IndexStore(self.settings.index_dir, self.settings.lock_timeout)
+        self.embedder = embedder if embedder is not None else _CheckedEmbeddings(self.settings)
+        self._reader: IndexReader | None = None
+        self._lock = threading.Lock()
+
+    # --- index --------------------------------------------------------------------------------
+    def reader(self) -> IndexReader:
+        """The committed index, reloaded when another process has committed a newer one."""
+        with self._lock:
+            if self._reader is None:
+                self._reader = IndexReader(self.store, self.embedder.model_id)
+            else:
+                self._reader.refresh()
+            return self._reader
+
+    def has_index(self) -> bool:
+        return self.store.exists()
+
+    def stats(self) -> dict[str, Any]:
+        return self.reader().stats()
+
+    def ingest(
+        self, paths: Sequence[Path | str], progress: Progress | None = None, sync: bool = True
+    ) -> IngestReport:
+        return Ingestor(self.settings, self.embedder, progress).run(paths, sync=sync)
+
+    def delete(self, sources: Sequence[str]) -> IngestReport:
+        return Ingestor(self.settings, self.embedder).delete(sources)
+
+    # --- questions ----------------------------------------------------------------------------
+    def retriever(self) -> Retriever:
+        return Retriever(self.reader(), self.embedder, self.settings)
+
+    def search(
+        self, query: str, k: int | None = None, filters: Filters | None = None
+    ) -> list[Hit]:
+        q = clean_question(query, self.settings)
+        return self.retriever().search(q, k=k, filters=filters)
+
+    def ask(
+        self, question: str, k: int | None = None, filters: Filters | None = None
+    ) -> Answer:
+        q = clean_question(question, self.settings)
+        retriever = self.retriever()
+        qvec = retriever.embed_query(q)
+        hits = retriever.search(q, k=k, filters=filters, query_vector=qvec)
+        return ExtractiveAnswerer(self.embedder, self.settings).answer(q, hits, qvec)
+
+    def ask_stream(
+        self, question: str, k: int | None = None, filters: Filters | None = None
+    ) -> Iterator[str | Answer]:
+        """Tokens as they are produced, then the final Answer (extractive: just the Answer)."""
+        yield self.ask(question, k=k, filters=filters)
+
+    def chain(self, k: int | None = None, filters: Filters | None = None) -> Runnable[Any, Answer]:
+        """The question-to-answer chain as a LangChain Runnable (accepts a str or {"question": str})."""
+
+        def run(inp: Any) -> Answer:
+            question = inp["question"] if isinstance(inp, dict) else str(inp)
+            return self.ask(question, k=k, filters=filters)
+
+        return RunnableLambda(run, name="cited_answer")
+
+
+def require_index(system: System) -> None:
+    if not system.has_index():
+        raise IndexMissing(
+            f"no index at {system.settings.index_dir}: add articles first with: rag ingest PATH"
+        )
