@@ -1,0 +1,450 @@
+"""Incremental BM25 index over chunk ids, saved as JSON + ``.npy`` (never pickled).
+
+Scores are BM25 in the Lucene form: ``idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` with
+``idf(t) = log(1 + (N - df + 0.5) / (df + 0.5))``. This drops Okapi's constant ``(k1 + 1)``
+numerator (ranking is unchanged) so scores equal ``bm25s.BM25(method="lucene")`` exactly.
+Repeated query terms count once.
+
+Layout: per document, its distinct term ids and counts are appended to CSR-like arrays; removal
+only clears a "live" flag and the arrays are compacted once more than a quarter of the rows are
+dead. Search uses an inverted (CSC) view built lazily in two segments: a large base and a small
+tail of recent additions, so adding a few documents to a big index rebuilds only the tail.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import Stemmer
+
+from rag.errors import CorruptIndex
+
+__all__ = ["STOPWORDS", "LexicalIndex", "tokenize"]
+
+# Written for this project. Apostrophes are removed before the lookup ("don't" -> "dont").
+_STOPWORD_TEXT = """
+a about above after again against all also am an and any are arent as at be because been before
+being below between both but by can cannot cant could couldnt did didnt do does doesnt doing dont
+down during each either else ever few for from further had hadnt has hasnt have havent having he
+hed hes her here hers herself him himself his how however i id if im in into is isnt it its itself
+ive just let lets me more most much must mustnt my myself neither no nor not now of off on once
+only or other ought our ours ourselves out over own same shall she shes should shouldnt so some
+such than that thats the their theirs them themselves then there theres these they theyre this
+those though through thus to too under until up upon us very was wasnt we were werent weve what
+whats when where whether which while who whom whose why will with wont would wouldnt yet you
+youre your yours yourself yourselves s t d ll m re ve
+"""
+STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
+
+# A number with inner separators ("3.5", "1,000"), else a run of letters/digits.
+_TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)*")
+_THOUSANDS_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_MAX_TOKEN_CHARS = 40  # longer "words" are hashes, URLs or base64 noise
+_stemmers = threading.local()  # PyStemmer objects must not be shared between threads
+
+FORMAT = "rag-lexical"
+VERSION = 1
+_META = "lexical.json"
+_ARRAYS = {  # file stem -> allowed dtype kinds
+    "doc_ptr": "iu",
+    "term_ids": "iu",
+    "term_counts": "iu",
+    "doc_len": "iu",
+    "doc_ids": "iu",
+    "live": "b",
+}
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        stemmer = _stemmers.english = Stemmer.Stemmer("english")
+    return stemmer
+
+
+def _fold(text: str) -> str:
+    """Case-fold and drop accents (naïve -> naive), keeping composed scripts such as Hangul."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", text).replace("\u2019", "'")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased, accent-folded, stopword-free, Snowball-stemmed word tokens of ``text``."""
+    words: list[str] = []
+    for match in _TOKEN_RE.finditer(_fold(text)):
+        word = match.group()
+        if word[0].isdigit() and _THOUSANDS_RE.fullmatch(word):
+            word = word.replace(",", "")  # 1,000 and 1000 are the same number
+        if word.endswith("'s"):
+            word = word[:-2]
+        word = word.replace("'", "")
+        if word and word not in STOPWORDS and len(word) <= _MAX_TOKEN_CHARS:
+            words.append(word)
+    return _stemmer().stemWords(words) if words else []
+
+
+def _row_sums(values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Sum of ``values[ptr[i]:ptr[i+1]]`` for every row i, without a per-entry row array."""
+    out = np.zeros(len(ptr) - 1, np.int64)
+    nonempty = ptr[:-1] < ptr[1:]
+    if nonempty.any():
+        # reduceat sums from each start to the next start; empty rows are left out so the
+        # next start of a non-empty row is exactly its end.
+        out[nonempty] = np.add.reduceat(values.astype(np.int64), ptr[:-1][nonempty])
+    return out
+
+
+class _Buffer:
+    """A 1-D array that grows by doubling, so appends are amortised O(appended)."""
+
+    def __init__(self, dtype: type | np.dtype, data: np.ndarray | None = None) -> None:
+        self._data = np.zeros(16, dtype) if data is None else np.ascontiguousarray(data, dtype)
+        self._n = 0 if data is None else len(data)
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self._n + len(values)
+        if need > len(self._data):
+            grown = np.zeros(max(need, 2 * len(self._data)), self._data.dtype)
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+        self._data[self._n : need] = values
+        self._n = need
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self._n]
+
+
+class LexicalIndex:
+    """BM25 over chunk ids (int64 chosen by the caller). Not safe for concurrent writers."""
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75) -> None:
+        if not (math.isfinite(k1) and k1 >= 0):
+            raise ValueError(f"k1 must be a finite number >= 0, got {k1!r}")
+        if not 0.0 <= b <= 1.0:
+            raise ValueError(f"b must be between 0 and 1, got {b!r}")
+        self.k1 = float(k1)
+        self.b = float(b)
+        self._terms: list[str] = []
+        self._vocab: dict[str, int] = {}
+        self._doc_ptr = _Buffer(np.int64, np.zeros(1, np.int64))
+        self._term_ids = _Buffer(np.int32)
+        self._term_counts = _Buffer(np.int32)
+        self._doc_len = _Buffer(np.int32)
+        self._doc_ids = _Buffer(np.int64)
+        self._live = _Buffer(np.bool_)
+        self._df = np.zeros(0, np.int64)
+        self._n_live = 0
+        self._live_len = 0  # total length of live documents, for avgdl
+        self._lock = threading.Lock()
+        self._reset_caches()
+
+    # --- caches ---------------------------------------------------------------------------
+
+    def _reset_caches(self) -> None:
+        self._sorted_ids: np.ndarray | None = None  # live ids, sorted
+        self._sorted_rows: np.ndarray | None = None  # their rows
+        self._base: tuple[int, sp.csc_matrix] | None = None  # (end row, postings of rows < end)
+        self._tail: sp.csc_matrix | None = None  # postings of rows >= base end
+        self._norm: np.ndarray | None = None  # k1 * (1 - b + b * dl / avgdl) per row
+
+    def _id_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._sorted_ids is None or self._sorted_rows is None:
+            rows = np.flatnonzero(self._live.view)
+            ids = self._doc_ids.view[rows]
+            order = np.argsort(ids, kind="stable")
+            self._sorted_ids, self._sorted_rows = ids[order], rows[order]
+        return self._sorted_ids, self._sorted_rows
+
+    def _postings(self, first: int, end: int) -> sp.csc_matrix:
+        """Documents x terms counts of rows ``first:end`` as CSC (columns = posting lists)."""
+        ptr = self._doc_ptr.view
+        lo, hi = int(ptr[first]), int(ptr[end])
+        csr = sp.csr_matrix(
+            (self._term_counts.view[lo:hi], self._term_ids.view[lo:hi], ptr[first : end + 1] - lo),
+            shape=(end - first, len(self._terms)),
+        )
+        return csr.tocsc()
+
+    def _segments(self) -> list[tuple[int, sp.csc_matrix]]:
+        n_rows = len(self._live.view)
+        with self._lock:
+            base_end = self._base[0] if self._base is not None else 0
+            if self._base is None or (n_rows - base_end) > max(1000, n_rows // 8):
+                self._base, self._tail = (n_rows, self._postings(0, n_rows)), None
+                base_end = n_rows
+            if self._tail is None and base_end < n_rows:
+                self._tail = self._postings(base_end, n_rows)
+            if self._norm is None:
+                avgdl = (self._live_len / self._n_live if self._n_live else 0.0) or 1.0
+                dl = self._doc_len.view.astype(np.float64)
+                self._norm = self.k1 * (1.0 - self.b + self.b * dl / avgdl)
+            segments = [(0, self._base[1])]
+            if self._tail is not None:
+                segments.append((base_end, self._tail))
+            return segments
+
+    # --- public API -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._n_live
+
+    def __contains__(self, doc_id: object) -> bool:
+        if not isinstance(doc_id, int | np.integer):
+            return False
+        ids, _ = self._id_lookup()
+        pos = int(np.searchsorted(ids, doc_id))
+        return pos < len(ids) and int(ids[pos]) == int(doc_id)
+
+    def ids(self) -> np.ndarray:
+        """Ids of the documents in the index, in insertion order (int64)."""
+        return self._doc_ids.view[self._live.view].copy()
+
+    def add(self, ids: Sequence[int], texts: Sequence[str]) -> None:
+        """Tokenise and index ``texts`` under ``ids``; an id already present raises ValueError."""
+        if len(ids) != len(texts):
+            raise ValueError(f"ids and texts differ in length ({len(ids)} vs {len(texts)})")
+        self.add_tokens(ids, [tokenize(text) for text in texts])
+
+    def add_tokens(self, ids: Sequence[int], tokens: Sequence[Sequence[str]]) -> None:
+        """Index already tokenised documents (see :func:`tokenize`)."""
+        if len(ids) != len(tokens):
+            raise ValueError(f"ids and tokens differ in length ({len(ids)} vs {len(tokens)})")
+        new_ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(new_ids) == 0:
+            return
+        if len(np.unique(new_ids)) != len(new_ids):
+            raise ValueError("ids contains the same id twice")
+        known, _ = self._id_lookup()
+        pos = np.searchsorted(known, new_ids).clip(max=max(len(known) - 1, 0))
+        clash = new_ids[known[pos] == new_ids] if len(known) else new_ids[:0]
+        if len(clash):
+            raise ValueError(f"ids already in the lexical index: {clash[:5].tolist()}")
+
+        vocab, terms = self._vocab, self._terms
+        flat: list[int] = []
+        for doc in tokens:
+            for tok in doc:
+                tid = vocab.get(tok)
+                if tid is None:
+                    tid = vocab[tok] = len(terms)
+                    terms.append(tok)
+                flat.append(tid)
+        lengths = np.fromiter((len(doc) for doc in tokens), np.int64, len(tokens))
+        rows = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
+        width = max(len(terms), 1)
+        keys = rows * width + np.asarray(flat, dtype=np.int64)
+        keys, counts = np.unique(keys, return_counts=True)  # distinct (row, term), row-major
+        row_of, term_of = np.divmod(keys, width)
+        per_row = np.bincount(row_of, minlength=len(tokens))
+
+        self._doc_ptr.extend(self._doc_ptr.view[-1] + np.cumsum(per_row))
+        self._term_ids.extend(term_of.astype(np.int32))
+        self._term_counts.extend(counts.astype(np.int32))
+        self._doc_len.extend(lengths.astype(np.int32))
+        self._doc_ids.extend(new_ids)
+        self._live.extend(np.ones(len(new_ids), np.bool_))
+        self._df = np.concatenate([self._df, np.zeros(len(terms) - len(self._df), np.int64)])
+        self._df += np.bincount(term_of, minlength=len(terms))
+        self._n_live += len(new_ids)
+        self._live_len += int(lengths.sum())
+        self._tail = self._norm = None
+        # Keep the id lookup sorted without re-sorting everything (O(n) insert).
+        if self._sorted_ids is not None and self._sorted_rows is not None:
+            first_row = len(self._live.view) - len(new_ids)
+            order = np.argsort(new_ids)
+            at = np.searchsorted(self._sorted_ids, new_ids[order])
+            self._sorted_ids = np.insert(self._sorted_ids, at, new_ids[order])
+            self._sorted_rows = np.insert(self._sorted_rows, at, first_row + order)
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Drop the documents with these ids; unknown ids are ignored. Returns how many went."""
+        gone = np.unique(np.fromiter((int(i) for i in ids), np.int64))
+        known, rows = self._id_lookup()
+        if len(gone) == 0 or len(known) == 0:
+            return 0
+        pos = np.searchsorted(known, gone).clip(max=len(known) - 1)
+        hit = pos[known[pos] == gone]
+        if len(hit) == 0:
+            return 0
+        dead_rows = rows[hit]
+        ptr = self._doc_ptr.view
+        tids = np.concatenate([self._term_ids.view[ptr[r] : ptr[r + 1]] for r in dead_rows])
+        self._df -= np.bincount(tids, minlength=len(self._df))
+        self._live.view[dead_rows] = False
+        self._n_live -= len(dead_rows)
+        self._live_len -= int(self._doc_len.view[dead_rows].sum())
+        self._sorted_ids = np.delete(known, hit)
+        self._sorted_rows = np.delete(rows, hit)
+        self._norm = None
+        if len(self._live.view) - self._n_live > len(self._live.view) // 4:
+            self._compact()
+        return len(dead_rows)
+
+    def _compact(self) -> None:
+        """Drop dead rows and terms no live document uses; invalidates every cache."""
+        live, ptr = self._live.view, self._doc_ptr.view
+        lengths = np.diff(ptr)
+        keep_entries = np.repeat(live, lengths)
+        used = np.flatnonzero(self._df > 0)
+        remap = np.full(len(self._terms), -1, np.int64)
+        remap[used] = np.arange(len(used))
+        self._terms = [self._terms[t] for t in used.tolist()]
+        self._vocab = {t: i for i, t in enumerate(self._terms)}
+        self._df = self._df[used]
+        self._doc_ptr = _Buffer(np.int64, np.concatenate([[0], np.cumsum(lengths[live])]))
+        self._term_ids = _Buffer(np.int32, remap[self._term_ids.view[keep_entries]])
+        self._term_counts = _Buffer(np.int32, self._term_counts.view[keep_entries])
+        self._doc_len = _Buffer(np.int32, self._doc_len.view[live])
+        self._doc_ids = _Buffer(np.int64, self._doc_ids.view[live])
+        self._live = _Buffer(np.bool_, np.ones(self._n_live, np.bool_))
+        self._reset_caches()
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """Up to ``k`` (id, BM25 score) pairs with score > 0, best first."""
+        return self.search_tokens(tokenize(query), k)
+
+    def search_tokens(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Like :meth:`search` for an already tokenised query."""
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        tids = sorted({self._vocab[t] for t in tokens if t in self._vocab})
+        tids = [t for t in tids if self._df[t] > 0]
+        if k == 0 or not tids or self._n_live == 0:
+            return []
+        segments = self._segments()
+        norm, n = self._norm, self._n_live
+        assert norm is not None
+        scores = np.zeros(len(self._live.view), np.float64)
+        for t in tids:
+            df = int(self._df[t])
+            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            for first, csc in segments:
+                if t >= csc.shape[1]:
+                    continue
+                lo, hi = csc.indptr[t], csc.indptr[t + 1]
+                rows = csc.indices[lo:hi] + first
+                tf = csc.data[lo:hi].astype(np.float64)
+                scores[rows] += idf * tf / (tf + norm[rows])
+        cand = np.flatnonzero(scores)
+        cand = cand[self._live.view[cand]]
+        if len(cand) > k:
+            cand = cand[np.argpartition(-scores[cand], k - 1)[:k]]
+        doc_ids = self._doc_ids.view[cand]
+        order = np.lexsort((doc_ids, -scores[cand]))  # ties: smaller id first
+        return [(int(doc_ids[i]), float(scores[cand[i]])) for i in order]
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write the index into ``directory`` (created if needed), fsyncing every file."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "doc_ptr": self._doc_ptr.view,
+            "term_ids": self._term_ids.view,
+            "term_counts": self._term_counts.view,
+            "doc_len": self._doc_len.view,
+            "doc_ids": self._doc_ids.view,
+            "live": self._live.view,
+        }
+        for name, array in arrays.items():
+            with open(directory / f"{name}.npy", "wb") as f:
+                np.save(f, array, allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "k1": self.k1,
+            "b": self.b,
+            "n_rows": len(self._live.view),
+            "n_entries": len(self._term_ids.view),
+            "terms": self._terms,
+        }
+        with open(directory / _META, "w", encoding="utf-8") as f:
+            json.dump(meta, f, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        """Read an index written by :meth:`save`; damage of any kind raises CorruptIndex."""
+        directory = Path(directory)
+
+        def bad(why: str) -> CorruptIndex:
+            return CorruptIndex(f"lexical index in {directory} is damaged: {why}")
+
+        try:
+            with open(directory / _META, encoding="utf-8") as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            raise bad(f"{_META} is missing") from None
+        except (OSError, ValueError) as exc:
+            raise bad(f"{_META} is unreadable ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise bad(f"{_META} was not written by this tool")
+        if meta.get("version") != VERSION:
+            raise bad(f"unsupported format version {meta.get('version')!r}")
+        terms, n_rows, n_entries = meta.get("terms"), meta.get("n_rows"), meta.get("n_entries")
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise bad("the term list is not a list of strings")
+        if len(set(terms)) != len(terms):
+            raise bad("the term list repeats a term")
+        if not (isinstance(n_rows, int) and isinstance(n_entries, int)):
+            raise bad("row or entry count missing")
+        try:
+            index = cls(k1=float(meta["k1"]), b=float(meta["b"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad(f"bad BM25 parameters ({exc})") from None
+
+        arrays: dict[str, np.ndarray] = {}
+        for name, kinds in _ARRAYS.items():
+            path = directory / f"{name}.npy"
+            try:
+                array = np.load(path, allow_pickle=False)
+            except FileNotFoundError:
+                raise bad(f"{path.name} is missing") from None
+            except (OSError, ValueError, EOFError) as exc:
+                raise bad(f"{path.name} is unreadable ({exc})") from None
+            if array.ndim != 1 or array.dtype.kind not in kinds:
+                raise bad(f"{path.name} has shape {array.shape} and type {array.dtype}")
+            arrays[name] = array
+        ptr, tids, counts = arrays["doc_ptr"], arrays["term_ids"], arrays["term_counts"]
+        for name in ("doc_len", "doc_ids", "live"):
+            if len(arrays[name]) != n_rows:
+                raise bad(f"{name}.npy has {len(arrays[name])} rows, expected {n_rows}")
+        if len(ptr) != n_rows + 1 or len(tids) != n_entries or len(counts) != n_entries:
+            raise bad("document pointers and term arrays disagree in length")
+        if ptr[0] != 0 or ptr[-1] != n_entries or np.any(np.diff(ptr) < 0):
+            raise bad("document pointers are not a valid offset array")
+        if n_entries and (tids.min() < 0 or tids.max() >= len(terms) or counts.min() <= 0):
+            raise bad("term ids or counts out of range")
+        if not np.array_equal(_row_sums(counts, ptr), arrays["doc_len"]):
+            raise bad("document lengths do not match the term counts")
+        live = arrays["live"]
+        if len(np.unique(arrays["doc_ids"][live])) != int(live.sum()):
+            raise bad("a document id occurs twice")
+
+        index._terms = terms
+        index._vocab = {t: i for i, t in enumerate(terms)}
+        index._doc_ptr = _Buffer(np.int64, ptr)
+        index._term_ids = _Buffer(np.int32, tids)
+        index._term_counts = _Buffer(np.int32, counts)
+        index._doc_len = _Buffer(np.int32, arrays["doc_len"])
+        index._doc_ids = _Buffer(np.int64, arrays["doc_ids"])
+        index._live = _Buffer(np.bool_, live)
+        index._df = np.bincount(tids[np.repeat(live, np.diff(ptr))], minlength=len(terms))
+        index._n_live = int(live.sum())
+        index._live_len = int(arrays["doc_len"][live].sum())
+        return index
