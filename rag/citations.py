@@ -1,9 +1,9 @@
 """Check an LLM answer against the passages it cites; pure functions, no LangChain.
 
-The model is asked to put ``[n]`` after every claim. Here we: split the answer into sentences, drop
-citation numbers that name no passage, drop links that are not an article's own address, find for each
-cited passage the span that best matches the sentence, mark the sentence supported when that match is
-close enough, and renumber the passages actually cited as 1..m in order of first use.
+The model is asked to put ``[n]`` after every claim. Here we split the answer into sentences, drop
+citation numbers that name no passage and links that are not an article's own address, find in
+each cited passage the span that best matches the sentence, mark the sentence supported when that
+match is close enough, and renumber the passages actually cited as 1..m in order of first use.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ Similarity = Callable[[str, Sequence[str]], list[float]]
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof gen col lt sgt cmdr capt maj adm gov sen rep rev st jr sr vs etc inc ltd co
     corp dept est fig no vol pp approx jan feb mar apr jun jul aug sep sept oct nov dec mt ft
-    u.s u.k u.n e.g i.e a.m p.m""".split()
+    u.s u.k u.n e.g i.e a.m p.m""".split()  # noqa: SIM905 - a word list reads best as prose
 )
 _OPENERS = "\"'“‘([«"
 _CLOSERS = "\"'”’)]»"
@@ -36,10 +36,10 @@ _MAX_RANGE = 50  # a range like [1-100000] is a model glitch, not 100000 citatio
 def split_sentences(text: str, *, markers: bool = False) -> list[tuple[int, int]]:
     """Sentence ``(start, end)`` offsets in ``text``, whitespace trimmed, empty pieces dropped.
 
-    A sentence ends at ``.``, ``!`` or ``?`` (plus closing quotes/brackets) followed by whitespace and a
-    capital, digit or opening quote; or at a line break. Abbreviations ("Mr.", "U.S.", "Cmdr.") and
-    initials ("J. Smith") do not end sentences. With ``markers``, citation groups right after the
-    punctuation ("... based there. [1] Next") stay with the sentence they follow.
+    A sentence ends at ``.``, ``!`` or ``?`` (plus closing quotes/brackets) followed by whitespace
+    and a capital, digit or opening quote; or at a line break. Abbreviations ("Mr.", "U.S.",
+    "Cmdr.") and initials ("J. Smith") do not end sentences. With ``markers``, citation groups
+    right after the punctuation ("... based there. [1] Next") stay with the sentence they follow.
     """
     bounds: list[int] = [0]
     n = len(text)
@@ -155,11 +155,14 @@ def verify(
     # Per passage (old number): best (score, span) over every sentence that cites it.
     best_quote: dict[int, tuple[float, tuple[int, int]]] = {}
     order: list[int] = []  # old numbers, in order of first valid use
-    drafts: list[tuple[int, int, str, list[list[int]], float | None]] = []
+    drafts: list[tuple[int, int, str, list[list[int]], float | None, bool]] = []
     removed: set[int] = set()
 
     for start, end in split_sentences(raw, markers=True):
+        before = len(notes)
         sentence = _drop_links(raw[start:end], allowed_urls, notes)
+        # A sentence that carried a foreign link is never vouched for, whatever its words match.
+        tainted = len(notes) > before
         groups: list[list[int]] = []
         for m in _MARKER_RE.finditer(sentence):
             valid = []
@@ -193,19 +196,19 @@ def verify(
                 if num not in order:
                     order.append(num)
                 best_quote.setdefault(num, (0.0, (0, len(hits[num - 1].chunk.text))))
-        drafts.append((start, end, sentence, groups, support))
+        drafts.append((start, end, sentence, groups, support, tainted))
 
     renumber = {old: new for new, old in enumerate(order, start=1)}
     out_parts: list[str] = []
     sentences: list[AnswerSentence] = []
     pos = 0
-    for start, end, sentence, groups, support in drafts:
+    for start, end, sentence, groups, support, tainted in drafts:
         out_parts.append(raw[pos:start])
         pos = end
         text = _rewrite_markers(sentence, groups, renumber)
         out_parts.append(text)
         nums = tuple(dict.fromkeys(renumber[n] for g in groups for n in g))
-        supported = support is not None and support >= threshold
+        supported = support is not None and support >= threshold and not tainted
         sentences.append(AnswerSentence(text, nums, supported, support))
     out_parts.append(raw[pos:])
 

@@ -38,8 +38,12 @@ def make_hit(text: str, title: str = "T", source: str = "a.txt", prefix: str = "
     full = prefix + text + "\n\nA closing paragraph that nobody cites."
     article = Article(id=content_hash(full), source=source, title=title, text=full, **kw)
     chunk = Chunk(
-        id=content_hash(text), article_id=article.id, ordinal=0, start=len(prefix),
-        end=len(prefix) + len(text), text=text,
+        id=content_hash(text),
+        article_id=article.id,
+        ordinal=0,
+        start=len(prefix),
+        end=len(prefix) + len(text),
+        text=text,
     )
     return Hit(chunk=chunk, article=article, score=1.0)
 
@@ -136,7 +140,13 @@ def test_candidate_spans_are_sentences_then_adjacent_pairs():
 
 @pytest.mark.parametrize(
     ("marker", "numbers"),
-    [("[3]", [3]), ("[1, 2]", [1, 2]), ("[2-4]", [2, 3, 4]), ("[1,3–4]", [1, 3, 4]), ("[ 7 ]", [7])],
+    [
+        ("[3]", [3]),
+        ("[1, 2]", [1, 2]),
+        ("[2-4]", [2, 3, 4]),
+        ("[1,3–4]", [1, 3, 4]),
+        ("[ 7 ]", [7]),
+    ],
 )
 def test_parse_marker(marker, numbers):
     assert parse_marker(marker) == numbers
@@ -166,7 +176,9 @@ def test_supported_answer_gets_verbatim_quotes_with_article_offsets():
 
 
 def test_citations_are_renumbered_in_order_of_first_use():
-    v = run("Bay Lines runs the ferry [1]. Costs were 3.5 billion dollars [3]. Ortiz leads it [2, 3].")
+    v = run(
+        "Bay Lines runs the ferry [1]. Costs were 3.5 billion dollars [3]. Ortiz leads it [2, 3]."
+    )
     assert [c.source for c in v.citations] == ["ferry.txt", "budget.txt", "sonora.txt"]
     assert [c.n for c in v.citations] == [1, 2, 3]
     assert [s.citations for s in v.sentences] == [(1,), (2,), (3, 2)]
@@ -238,6 +250,7 @@ def test_foreign_links_are_removed_but_article_addresses_kept():
     assert "https://news.example/ferry" in v.text
     assert "evil.example" not in v.text
     assert "removed link https://evil.example/x: not the address of a retrieved article" in v.notes
+    assert [s.supported for s in v.sentences] == [True, False]  # the link taints its sentence
 
 
 def test_threshold_is_respected():
