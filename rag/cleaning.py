@@ -1,0 +1,272 @@
+"""Turn raw article text into the cleaned text that is stored, chunked and quoted.
+
+Every offset in the system points into the text made here, so cleaning is deterministic and keeps
+all article paragraphs: it repairs characters and whitespace, drops page furniture (see
+:mod:`rag.boilerplate`) and records each dropped piece as a :class:`~rag.types.Removal`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import ftfy
+
+from rag.boilerplate import Line, find_boilerplate
+from rag.markdown import markdown_lines
+from rag.metadata import parse_date
+from rag.types import Removal
+
+__all__ = ["Cleaned", "clean_article", "clean_text", "normalize_chars", "repair_underscores"]
+
+_FTFY = ftfy.TextFixerConfig(
+    unescape_html=False,  # "&amp;" in a plain-text article may be what the author wrote
+    uncurl_quotes=False,  # curly quotes are legitimate text
+    fix_character_width=False,  # full-width CJK punctuation is legitimate text
+    fix_latin_ligatures=False,
+    normalization="NFC",
+    explain=False,
+)
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Control characters except tab and newline, invisible format characters that only break
+# matching (soft hyphen, zero-width space, word joiner, BOM) and Unicode non-characters.
+_JUNK = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff\ufffe\uffff]")
+_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_SPACES = re.compile(r"[^\S\n]+")  # any whitespace but newline: tabs, NBSP, thin spaces
+_TERMINAL = tuple('.!?:;"”’)]…»')
+_LIST_ITEM = re.compile(r"^(?:[-*•+–]|\d{1,3}[.)]|[a-z][.)])\s")
+
+
+@dataclass
+class Cleaned:
+    """The cleaned body text, what was dropped, and the metadata seen while cleaning."""
+
+    text: str
+    removals: list[Removal] = field(default_factory=list)
+    title: str | None = None
+    date: str | None = None
+    author: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. markdown front matter fields
+
+
+def normalize_chars(raw: str) -> str:
+    """Repair mojibake, drop control characters and lone surrogates, NFC, '\\n' line breaks."""
+    text = _SURROGATE_PAIR.sub(
+        lambda m: m.group().encode("utf-16", "surrogatepass").decode("utf-16"), raw
+    )
+    text = _LONE_SURROGATE.sub("", text)
+    text = _LINE_BREAKS.sub("\n", text)
+    text = text.replace("\x00", "")
+    text = ftfy.fix_text(text, _FTFY)
+    text = _JUNK.sub("", text)
+    return unicodedata.normalize("NFC", text)
+
+
+def to_lines(text: str) -> list[Line]:
+    """Split into lines, keeping indentation (comment threads show in it) before collapsing."""
+    lines = []
+    for raw in text.split("\n"):
+        body = raw.lstrip(" \t")
+        indent = len(raw) - len(body)
+        lines.append(Line(_SPACES.sub(" ", body).strip(), indent))
+    return lines
+
+
+def _join(a: str, b: str) -> str:
+    # "inter-\nnational" was split by wrapping; "Arizona-\nMexico" is a real hyphen.
+    if len(a) >= 2 and a[-1] in "-\u2010" and a[-2].isalpha() and b[:1].islower():
+        return a[:-1] + b
+    return f"{a} {b}"
+
+
+def _hard_wrapped(block: list[str]) -> bool:
+    """Lines of similar length under ~100 characters: a paragraph wrapped at a fixed width."""
+    inner = [len(t) for t in block[:-1]]
+    if not inner or max(inner) > 100:
+        return False
+    widest = max(inner)
+    return sum(n >= 0.6 * widest for n in inner) >= 0.75 * len(inner)
+
+
+def _block_paragraphs(block: list[str], join_lines: bool) -> list[str]:
+    """One block of consecutive lines → paragraphs (a paragraph may hold a '\\n'-joined list)."""
+    if not join_lines:
+        return block
+    wrapped = _hard_wrapped(block)
+    out = [block[0]]
+    for text in block[1:]:
+        prev = out[-1].rsplit("\n", 1)[-1]
+        if _LIST_ITEM.match(text):
+            if _LIST_ITEM.match(prev):
+                out[-1] += "\n" + text
+            else:
+                out.append(text)
+        elif (wrapped and not _LIST_ITEM.match(prev)) or (
+            not prev.endswith(_TERMINAL) and (text[:1].islower() or prev.endswith(("-", ",")))
+        ):
+            out[-1] = out[-1][: len(out[-1]) - len(prev)] + _join(prev, text)
+        else:
+            out.append(text)  # one line per paragraph, as page dumps write them
+    return out
+
+
+def _paragraphs(lines: list[Line], join_lines: bool) -> list[tuple[str, bool]]:
+    """(paragraph, is_code) pairs from the kept lines; blank lines separate blocks."""
+    paragraphs: list[tuple[str, bool]] = []
+    block: list[Line] = []
+    for line in [*lines, Line("")]:
+        if line.text and (not block or block[-1].verbatim == line.verbatim):
+            block.append(line)
+            continue
+        if block:
+            if block[0].verbatim:
+                paragraphs.append(("\n".join(ln.text for ln in block), True))
+            else:
+                texts = [ln.text for ln in block]
+                paragraphs.extend((p, False) for p in _block_paragraphs(texts, join_lines))
+        block = [line] if line.text else []
+    return paragraphs
+
+
+# --- the '_' that replaced quotes, apostrophes and dashes in some scraped feeds -------------
+_PROTECTED = re.compile(r"`[^`\n]*`|\S*(?:://|www\.|@)\S*|\S+\.(?:com|org|net|gov|edu|html?)\b\S*")
+_WORD = re.compile(r"\w+")
+_LETTERS = r"[^\W\d_]"
+_CONTRACTION = re.compile(rf"^(?P<w>(?:{_LETTERS}|\x00)+)_(?P<s>s|t|re|ve|ll|d|m)$")
+_OPEN = re.compile(rf"(?:^|(?<=[\s(\[{{—–-]))_(?={_LETTERS}|\d)")
+_CLOSE = re.compile(r"(?<=[^\W_]|[.,!?;:…])_(?=$|[\s.,;:!?)\]}—–-])")
+
+
+def _contraction(m: re.Match[str]) -> str:
+    token = m.group()
+    core = token.strip("_")
+    lead = token[: len(token) - len(token.lstrip("_"))]
+    trail = token[len(lead) + len(core) :]
+    if not core or any(c.isdigit() for c in core):
+        return token
+    hidden = core.replace("__", "\x00")  # '__' is a lost accented letter inside a word
+    found = _CONTRACTION.match(hidden)
+    if hidden.count("_") != 1 or not found:
+        return token  # snake_case and other identifiers
+    if found.group("s") == "t" and not found.group("w").endswith("n"):
+        return token
+    return lead + hidden.replace("_", "'").replace("\x00", "__") + trail
+
+
+def _masked(text: str, fn: object) -> str:
+    """Apply ``fn`` to the parts of ``text`` that are not URLs, e-mail addresses or code."""
+    out, pos = [], 0
+    for m in _PROTECTED.finditer(text):
+        out.append(fn(text[pos : m.start()]))  # type: ignore[operator]
+        out.append(m.group())
+        pos = m.end()
+    out.append(fn(text[pos:]))  # type: ignore[operator]
+    return "".join(out)
+
+
+def _quotes(text: str) -> str:
+    opens = {m.start() for m in _OPEN.finditer(text)}
+    closes = {m.start() for m in _CLOSE.finditer(text)}
+    chars = list(text)
+    pending: int | None = None
+    for i in sorted(opens | closes):
+        if i in opens and pending is None:
+            pending = i
+        elif i in closes and pending is not None:
+            chars[pending] = chars[i] = '"'
+            pending = None
+        elif i in closes and text[i - 1] == "s" and text[i + 1 : i + 2] == " ":
+            chars[i] = "'"  # unpaired after a plural: "the countries_ deepening cooperation"
+    return "".join(chars)
+
+
+def repair_underscores(paragraphs: list[str]) -> list[str]:
+    """Undo a feed's replacement of quotes, apostrophes and dashes by '_' where unambiguous.
+
+    ``don_t`` → ``don't``, ``_We are..._`` → ``"We are..."`` (pairs within a paragraph), `` _ ``
+    → `` — ``. ``__`` (an accented letter lost as two bytes) is left alone: which letter it was
+    cannot be known, and a guess would put words in a quote that the source never had.
+    """
+    out = []
+    for p in paragraphs:
+        p = _masked(p, lambda s: re.sub(r"(?:^|(?<= ))_(?= )", "—", s))
+        p = _masked(p, lambda s: _WORD.sub(_contraction, s))
+        out.append(p)
+    # Quote pairs only where the text shows the damage: a fixed apostrophe or no real quotes.
+    if out != paragraphs or not any(c in p for p in paragraphs for c in '"“”'):
+        out = [_masked(p, _quotes) if "_" in p else p for p in out]
+    return out
+
+
+def _drop_teasers(paragraphs: list[str], removals: list[Removal]) -> list[str]:
+    """Drop a '...'-truncated teaser that the next paragraph repeats in full."""
+    kept = []
+    for i, p in enumerate(paragraphs):
+        stem = p.rstrip().removesuffix("...").removesuffix("…").rstrip()
+        nxt = paragraphs[i + 1] if i + 1 < len(paragraphs) else ""
+        if stem != p and len(stem) >= 20 and nxt.startswith(stem) and len(nxt) > len(stem):
+            removals.append(Removal(p, "teaser"))
+            continue
+        kept.append(p)
+    return kept
+
+
+def clean_lines(
+    lines: list[Line],
+    *,
+    keep_comments: bool = False,
+    join_lines: bool = True,
+    find_title: bool = True,
+    pdf: bool = False,
+) -> Cleaned:
+    """Boilerplate removal, paragraph building and punctuation repair on prepared lines."""
+    bp = find_boilerplate(lines, keep_comments=keep_comments, find_title=find_title, pdf=pdf)
+    kept = [ln if r is None else Line("") for ln, r in zip(lines, bp.reasons, strict=True)]
+    pairs = _paragraphs(kept, join_lines)
+    prose = repair_underscores([p for p, code in pairs if not code])
+    it = iter(prose)
+    paragraphs = [p if code else next(it) for p, code in pairs]
+    removals = list(bp.removals)
+    paragraphs = _drop_teasers(paragraphs, removals)
+    date = bp.date
+    if date is None and paragraphs:
+        # A news dateline: "WASHINGTON, March 3, 2009 — ..." at the very start of the body.
+        date = parse_date(paragraphs[0][:60]) if re.match(r"^[A-Z]{3,}", paragraphs[0]) else None
+    return Cleaned("\n\n".join(paragraphs), removals, bp.title, date, bp.author)
+
+
+def clean_article(
+    raw: str,
+    *,
+    keep_comments: bool = False,
+    markdown: bool = False,
+    join_lines: bool = True,
+    find_title: bool = True,
+    pdf: bool = False,
+) -> Cleaned:
+    """Clean one article given as text (a page dump, a markdown file, a PDF page)."""
+    text = normalize_chars(raw)
+    removals: list[Removal] = []
+    extra: dict[str, str] = {}
+    lines = markdown_lines(text, removals, extra) if markdown else to_lines(text)
+    cleaned = clean_lines(
+        lines, keep_comments=keep_comments, join_lines=join_lines, find_title=find_title, pdf=pdf
+    )
+    cleaned.removals = removals + cleaned.removals
+    cleaned.extra = extra
+    cleaned.title = extra.get("title") or cleaned.title
+    cleaned.date = parse_date(extra.get("date")) or cleaned.date
+    cleaned.author = extra.get("author") or cleaned.author
+    return cleaned
+
+
+def clean_text(raw: str, *, keep_comments: bool = False) -> tuple[str, list[Removal]]:
+    """Clean a plain-text dump of an article: returns the text and every piece dropped, with why.
+
+    A short first line standing alone is taken as the title and dropped from the body (a
+    Removal with reason "title").
+    """
+    cleaned = clean_article(raw, keep_comments=keep_comments)
+    return cleaned.text, cleaned.removals
