@@ -8,9 +8,12 @@ yields the model's text tokens as they arrive; once it is exhausted, ``.answer``
     st.write_stream(stream)          # or: for tok in stream: print(tok, end="", flush=True)
     answer = stream.answer
 
+``answer_stream(question, hits)`` gives the same as one iterator of ``str`` tokens followed by the
+``Answer`` (the shape of ``System.ask_stream``).
+
 The streamed tokens are the model's raw draft; ``answer.text`` is the checked version (bad citation
-numbers removed, passages renumbered, abstention when nothing is supported), which the caller should
-show once streaming ends.
+numbers removed, passages renumbered, abstention when nothing is supported), which the caller
+should show once streaming ends.
 """
 
 from __future__ import annotations
@@ -195,6 +198,12 @@ class LLMAnswerer:
         return AnswerStream(
             self._tokens(question, hits), lambda text: self.finish(question, hits, text)
         )
+
+    def answer_stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str | Answer]:
+        """Like ``stream``, in the ``System.ask_stream`` shape: str tokens, then one Answer."""
+        stream = self.stream(question, hits)
+        yield from stream
+        yield stream.answer
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         """One non-streaming call to the model, verified exactly like a streamed reply."""

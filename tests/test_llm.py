@@ -151,6 +151,13 @@ def test_stream_yields_tokens_then_the_verified_answer():
     assert list(stream) == []  # exhausted stays exhausted
 
 
+def test_answer_stream_yields_tokens_then_one_answer():
+    parts = list(fake_answerer(GOOD).answer_stream("q", HITS))
+    *toks, last = parts
+    assert all(isinstance(t, str) for t in toks) and "".join(toks) == GOOD
+    assert last == fake_answerer(GOOD).answer("q", HITS)
+
+
 def test_answer_and_stream_agree_with_fakes():
     a = fake_answerer(GOOD).answer("q", HITS)
     stream = fake_answerer(GOOD).stream("q", HITS)
