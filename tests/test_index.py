@@ -1,0 +1,227 @@
+"""Ingestion and the index on disk, with the fake embedder: sync, skips, errors, atomic commits, locking."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from rag.errors import CorruptIndex, IndexBusy, IndexMissing, InputError, ModelMismatch
+from rag.index import IndexReader
+from rag.settings import Settings
+from rag.store import IndexStore, verify_snapshot
+from rag.system import System
+from tests.conftest import HashEmbedder
+
+
+def make_system(tmp_path: Path, embedder: HashEmbedder | None = None, **kw: object) -> System:
+    settings = Settings(index_dir=tmp_path / "index", **kw)  # type: ignore[arg-type]
+    return System(settings, embedder=embedder or HashEmbedder())
+
+
+def test_ingest_then_reingest_embeds_nothing(tmp_path: Path, corpus_dir: Path) -> None:
+    emb = HashEmbedder()
+    system = make_system(tmp_path, emb)
+    first = system.ingest([corpus_dir])
+    assert len(first.added) == 5 and not first.skipped
+    assert first.chunks_embedded > 5
+    stats = system.stats()
+    assert stats["articles"] == 5 and stats["chunks"] == first.chunks_embedded
+    assert stats["model"] == "hash-64" and stats["dimension"] == 64
+
+    emb.calls.clear()
+    second = system.ingest([corpus_dir])
+    assert sorted(second.unchanged) == sorted(first.added)
+    assert second.chunks_embedded == 0 and emb.calls == []
+    assert "nothing changed" in second.summary()
+
+
+def test_changed_file_replaces_its_chunks_and_reuses_unchanged_passages(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
+    system = make_system(tmp_path)
+    system.ingest([corpus_dir])
+    path = corpus_dir / "orchard_frost.txt"
+    path.write_text(path.read_text() + "\nThe cooperative will meet again in May to count the losses.\n")
+    report = system.ingest([corpus_dir])
+    assert report.updated == [str(path.resolve())]
+    assert report.chunks_reused >= 0 and report.chunks_embedded >= 1
+    reader = system.reader()
+    articles = [a for a in reader.list_articles() if a["source"] == str(path.resolve())]
+    assert len(articles) == 1
+    assert "count the losses" in reader.article(articles[0]["id"]).text
+    assert system.stats()["articles"] == 5  # the old version is gone
+
+
+def test_rename_is_not_reembedded_and_delete_leaves_index(tmp_path: Path, corpus_dir: Path) -> None:
+    emb = HashEmbedder()
+    system = make_system(tmp_path, emb)
+    system.ingest([corpus_dir])
+    emb.calls.clear()
+    (corpus_dir / "library_lab.md").rename(corpus_dir / "library_robotics.md")
+    (corpus_dir / "orchard_frost.txt").unlink()
+    report = system.ingest([corpus_dir])
+    assert emb.calls == []
+    assert report.renamed == [str((corpus_dir / "library_robotics.md").resolve())]
+    assert sorted(Path(s).name for s in report.removed) == ["library_lab.md", "orchard_frost.txt"]
+    sources = {a["source"] for a in system.reader().list_articles()}
+    assert str((corpus_dir / "library_robotics.md").resolve()) in sources
+    assert not any("orchard" in s for s in sources)
+    assert system.stats()["articles"] == 4
+
+
+def test_bad_files_are_skipped_with_reasons_and_the_rest_is_indexed(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
+    (corpus_dir / "empty.txt").write_text("")
+    (corpus_dir / "binary.txt").write_bytes(bytes(range(256)) * 20)
+    system = make_system(tmp_path)
+    report = system.ingest([corpus_dir])
+    reasons = dict(report.skipped)
+    assert set(Path(p).name for p in reasons) == {"empty.txt", "binary.txt"}
+    assert all(r for r in reasons.values())
+    assert len(report.added) == 5
+
+
+def test_missing_path_is_an_input_error_and_index_is_untouched(tmp_path: Path, corpus_dir: Path) -> None:
+    system = make_system(tmp_path)
+    system.ingest([corpus_dir])
+    before = system.stats()
+    with pytest.raises(InputError, match="no such file or folder"):
+        system.ingest([corpus_dir, tmp_path / "nope"])
+    assert system.stats()["articles"] == before["articles"]
+
+
+def test_missing_index_and_model_mismatch(tmp_path: Path, corpus_dir: Path) -> None:
+    store = IndexStore(tmp_path / "index")
+    with pytest.raises(IndexMissing, match="rag ingest"):
+        IndexReader(store)
+    make_system(tmp_path).ingest([corpus_dir])
+    with pytest.raises(ModelMismatch, match="hash-64"):
+        IndexReader(store, model_id="another-model")
+    with pytest.raises(ModelMismatch):
+        make_system(tmp_path, HashEmbedder(model_id="other")).ingest([corpus_dir])
+
+
+@pytest.mark.parametrize("damage", ["truncate_vectors", "garbage_current", "garbage_sqlite", "drop_lexical"])
+def test_corrupt_index_gives_clear_error(tmp_path: Path, corpus_dir: Path, damage: str) -> None:
+    system = make_system(tmp_path)
+    system.ingest([corpus_dir])
+    store = IndexStore(tmp_path / "index")
+    snap = store.current_snapshot()
+    if damage == "truncate_vectors":
+        data = (snap / "vectors.faiss").read_bytes()
+        (snap / "vectors.faiss").write_bytes(data[: len(data) // 2])
+    elif damage == "garbage_current":
+        (tmp_path / "index" / "CURRENT").write_text("{not json")
+    elif damage == "garbage_sqlite":
+        path = snap / "meta.sqlite"
+        path.write_bytes(b"\0" * path.stat().st_size)
+    else:
+        for f in (snap / "lexical").iterdir():
+            f.unlink()
+    with pytest.raises(CorruptIndex, match="rebuild"):
+        IndexReader(store, "hash-64")
+    if damage != "garbage_current":
+        assert verify_snapshot(snap, checksums=True)
+
+
+def test_check_finds_nothing_wrong_in_a_fresh_index(tmp_path: Path, corpus_dir: Path) -> None:
+    make_system(tmp_path).ingest([corpus_dir])
+    assert verify_snapshot(IndexStore(tmp_path / "index").current_snapshot(), checksums=True) == []
+
+
+def test_crash_during_commit_keeps_previous_index(
+    tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = make_system(tmp_path)
+    system.ingest([corpus_dir])
+    before = [(h.chunk.id, h.score) for h in system.search("bridge cables repair")]
+    (corpus_dir / "new.txt").write_text("A new story\n\nSomething entirely new happened today in town.")
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faiss, "write_index", boom)
+    with pytest.raises(OSError):
+        system.ingest([corpus_dir])
+    monkeypatch.undo()
+    fresh = make_system(tmp_path)
+    assert fresh.stats()["articles"] == 5
+    assert [(h.chunk.id, h.score) for h in fresh.search("bridge cables repair")] == before
+    # The abandoned staging folder is cleaned by the next commit, which completes the ingest.
+    report = fresh.ingest([corpus_dir])
+    assert [Path(p).name for p in report.added] == ["new.txt"]
+    assert not list((tmp_path / "index" / "snapshots").glob("tmp-*"))
+
+
+def test_second_writer_gets_index_busy(tmp_path: Path, corpus_dir: Path) -> None:
+    system = make_system(tmp_path, lock_timeout=0.2)
+    system.ingest([corpus_dir])
+    store = IndexStore(tmp_path / "index", lock_timeout=0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.write_lock():
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    try:
+        with pytest.raises(IndexBusy, match="busy"):
+            system.ingest([corpus_dir])
+    finally:
+        release.set()
+        t.join()
+
+
+def test_reader_picks_up_new_commit(tmp_path: Path, corpus_dir: Path) -> None:
+    system = make_system(tmp_path)
+    system.ingest([corpus_dir])
+    reader = system.reader()
+    assert reader.manifest.articles == 5
+    (corpus_dir / "extra.txt").write_text("Extra\n\nThe extra article talks about sailing boats.")
+    make_system(tmp_path).ingest([corpus_dir])  # another "process"
+    assert system.reader().manifest.articles == 6
+
+
+def test_faiss_results_equal_numpy_brute_force(tmp_path: Path, corpus_dir: Path) -> None:
+    emb = HashEmbedder()
+    system = make_system(tmp_path, emb, fusion="dense")
+    system.ingest([corpus_dir])
+    reader = system.reader()
+    rowids = [r for a in reader.list_articles() for r in reader.rowids_of_article(a["id"])]
+    matrix = reader.vectors_for(rowids)
+    for question in ["who led the bridge repair", "frost heaters orchard", "robotics lab printers"]:
+        q = emb.embed([question])[0]
+        expected = sorted(zip(rowids, matrix @ q, strict=True), key=lambda p: -p[1])
+        got = reader.dense_search(q, len(rowids))
+        assert [i for i, _ in got] == [i for i, _ in expected]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5, atol=1e-6)
+    # k larger than the index and an empty filter are fine.
+    assert len(reader.dense_search(q, 10_000)) == len(rowids)
+    assert reader.dense_search(q, 5, allowed=np.array([], dtype=np.int64)) == []
+
+
+def test_nothing_persisted_is_a_pickle(tmp_path: Path, corpus_dir: Path) -> None:
+    make_system(tmp_path).ingest([corpus_dir])
+    for path in (tmp_path / "index").rglob("*"):
+        if path.is_file():
+            head = path.read_bytes()[:2]
+            assert not (head[:1] == b"\x80" and head[1:2] in {bytes([n]) for n in range(2, 6)}), path
+    manifest = json.loads((IndexStore(tmp_path / "index").current_snapshot() / "manifest.json").read_text())
+    assert {"vectors.faiss", "meta.sqlite"} <= set(manifest["files"])
+
+
+def test_package_source_never_unpickles() -> None:
+    root = Path(__file__).parent.parent
+    for path in [*root.glob("rag/*.py"), *root.glob("embeddings/*.py"), root / "app.py"]:
+        text = path.read_text()
+        for banned in ("import pickle", "allow_pickle=True", "torch.load(", "joblib"):
+            assert banned not in text, f"{path.name} uses {banned}"
