@@ -19,7 +19,7 @@ import os
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -318,31 +318,83 @@ class LexicalIndex:
         """Like :meth:`search` for an already tokenised query."""
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
-        tids = sorted({self._vocab[t] for t in tokens if t in self._vocab})
-        tids = [t for t in tids if self._df[t] > 0]
-        if k == 0 or not tids or self._n_live == 0:
+        df = self._df
+        found = {self._vocab[t] for t in tokens if t in self._vocab}
+        # Rarest first; the order is canonical (df, then the term) so float sums never depend
+        # on vocabulary order, i.e. on the history of adds and removes.
+        terms = sorted((t for t in found if df[t] > 0), key=lambda t: (df[t], self._terms[t]))
+        if k == 0 or not terms or self._n_live == 0:
             return []
         segments = self._segments()
-        norm, n = self._norm, self._n_live
-        assert norm is not None
-        scores = np.zeros(len(self._live.view), np.float64)
-        for t in tids:
-            df = int(self._df[t])
-            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-            for first, csc in segments:
-                if t >= csc.shape[1]:
-                    continue
+        n = self._n_live
+        idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in terms}
+
+        # MaxScore-style shortcut: a term in more than 1/8 of the documents adds less than its
+        # idf to any score. If the k-th best score over documents that contain a rarer query
+        # term beats the sum of those idfs, no other document can reach the top k.
+        n_common = sum(1 for t in terms if df[t] > n // 8)
+        rare, common = terms[: len(terms) - n_common], terms[len(terms) - n_common :]
+        if rare and common:
+            rows, scores = self._score_sparse(rare, segments, idf)
+            if len(rows) >= k:
+                for t in common:
+                    for seg_rows, tf in self._term_postings(t, segments):
+                        pos = np.searchsorted(seg_rows, rows).clip(max=len(seg_rows) - 1)
+                        hit = seg_rows[pos] == rows
+                        scores[hit] += self._weight(idf[t], tf[pos[hit]], rows[hit])
+                top = self._top(rows, scores, k)
+                if top[-1][1] > sum(idf[t] for t in common):
+                    return top
+
+        postings = sum(int(df[t]) for t in terms)
+        if postings * 16 < len(self._live.view):
+            return self._top(*self._score_sparse(terms, segments, idf), k)
+        dense = np.zeros(len(self._live.view), np.float64)
+        for t in terms:
+            for seg_rows, tf in self._term_postings(t, segments):
+                dense[seg_rows] += self._weight(idf[t], tf, seg_rows)
+        rows = np.flatnonzero(dense)
+        rows = rows[self._live.view[rows]]
+        return self._top(rows, dense[rows], k)
+
+    @staticmethod
+    def _term_postings(
+        t: int, segments: list[tuple[int, sp.csc_matrix]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(sorted rows, term counts) of term ``t`` in each segment that has it."""
+        for first, csc in segments:
+            if t < csc.shape[1] and csc.indptr[t] < csc.indptr[t + 1]:
                 lo, hi = csc.indptr[t], csc.indptr[t + 1]
-                rows = csc.indices[lo:hi] + first
-                tf = csc.data[lo:hi].astype(np.float64)
-                scores[rows] += idf * tf / (tf + norm[rows])
-        cand = np.flatnonzero(scores)
-        cand = cand[self._live.view[cand]]
-        if len(cand) > k:
-            cand = cand[np.argpartition(-scores[cand], k - 1)[:k]]
-        doc_ids = self._doc_ids.view[cand]
-        order = np.lexsort((doc_ids, -scores[cand]))  # ties: smaller id first
-        return [(int(doc_ids[i]), float(scores[cand[i]])) for i in order]
+                yield csc.indices[lo:hi].astype(np.int64) + first, csc.data[lo:hi]
+
+    def _weight(self, idf: float, tf: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        assert self._norm is not None
+        tf = tf.astype(np.float64)
+        return idf * tf / (tf + self._norm[rows])
+
+    def _score_sparse(
+        self, terms: list[int], segments: list[tuple[int, sp.csc_matrix]], idf: dict[int, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Live rows containing any of ``terms`` and their summed scores (terms in order)."""
+        parts = [
+            (rows, self._weight(idf[t], tf, rows))
+            for t in terms
+            for rows, tf in self._term_postings(t, segments)
+        ]
+        rows, inverse = np.unique(np.concatenate([r for r, _ in parts]), return_inverse=True)
+        scores = np.bincount(inverse.reshape(-1), weights=np.concatenate([w for _, w in parts]))
+        live = self._live.view[rows]
+        return rows[live], scores[live]
+
+    def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The ``k`` best (id, score), ties by smaller id."""
+        if len(rows) > k:
+            kth = -np.partition(-scores, k - 1)[k - 1]
+            keep = scores >= kth  # every tie at the k-th score, so the id decides among them
+            rows, scores = rows[keep], scores[keep]
+        doc_ids = self._doc_ids.view[rows]
+        order = np.lexsort((doc_ids, -scores))[:k]
+        return [(int(doc_ids[i]), float(scores[i])) for i in order]
 
     # --- persistence ----------------------------------------------------------------------
 

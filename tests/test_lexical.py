@@ -265,6 +265,31 @@ def test_random_adds_and_removes_match_brute_force() -> None:
         assert_same_results(got, reference_scores(docs, query))
 
 
+@pytest.mark.parametrize("k", [1, 3, 10, 1000])
+def test_top_k_matches_brute_force_with_common_and_rare_terms(k: int) -> None:
+    # Common words (in most documents) next to rare ones exercise every scoring path: the
+    # shortcut that skips documents with only common terms, and the sparse and dense sums.
+    rng = random.Random(k)
+    common = ["said", "year", "new"]
+    rare = [f"r{i}" for i in range(300)]
+    docs = {}
+    for i in range(400):
+        words = [w for w in common if rng.random() < 0.7]
+        words += rng.choices(rare, k=rng.randint(1, 8)) + rng.choices(common, k=rng.randint(0, 4))
+        docs[i * 3 + 1] = words
+    index = LexicalIndex()
+    index.add_tokens(list(docs), list(docs.values()))
+    index.remove(list(docs)[::5])
+    for i in list(docs)[::5]:
+        del docs[i]
+    for query in (["said", "r7"], ["r3", "r9", "year", "new"], ["said"], ["said", "year"]):
+        want = reference_scores(docs, query)
+        best = sorted(want, key=lambda i: (-want[i], i))[:k]
+        got = index.search_tokens(query, k)
+        assert [i for i, _ in got] == best, query
+        assert [s for _, s in got] == pytest.approx([want[i] for i in best], rel=1e-9)
+
+
 def test_remove_never_returns_removed_ids_and_compacts() -> None:
     ids = list(range(len(CORPUS)))
     index = LexicalIndex()

@@ -1,0 +1,215 @@
+"""Near-duplicate text: word shingles, containment, collapsing ranked passages, grouping articles.
+
+Shingle hashes are stable across processes and machines: each word is hashed with BLAKE2b
+(8 bytes) and an n-gram's hash is an order-sensitive mix of its words' hashes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+__all__ = ["collapse", "containment", "group_near_duplicates", "jaccard", "shingles"]
+
+T = TypeVar("T")
+
+_WORD_RE = re.compile(r"[^\W_]+")
+_APOSTROPHES = re.compile(r"['\u2019\u02bc]")
+_M64 = (1 << 64) - 1
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the rolling n-gram hash
+
+N_PERM = 128
+ROWS_PER_BAND = 2  # 64 bands of 2 rows: see group_near_duplicates for the recall this gives
+_SEED = 20240607
+
+
+def _words(text: str) -> list[str]:
+    """Lowercase words with punctuation stripped ("don't" -> "dont", "e-mail" -> "e", "mail")."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _WORD_RE.findall(_APOSTROPHES.sub("", text))
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _word_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _finalize(h: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: spreads the bits of the rolling hash."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def _shingle_array(text: str, n: int = 5) -> np.ndarray:
+    """Sorted unique uint64 hashes of the word n-grams of ``text`` (see :func:`shingles`)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    words = _words(text)
+    if not words:
+        return np.zeros(0, np.uint64)
+    hashes = np.fromiter((_word_hash(w) for w in words), np.uint64, len(words))
+    width = min(n, len(hashes))  # fewer than n words: one shingle of all of them
+    grams = np.zeros(len(hashes) - width + 1, np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(width):  # h = sum of word_hash * MIX^(width-1-j), mod 2^64
+            grams = grams * _MIX + hashes[j : len(hashes) - width + 1 + j]
+        return np.unique(_finalize(grams))
+
+
+def shingles(text: str, n: int = 5) -> set[int]:
+    """Hashed word ``n``-grams of the normalised text; fewer than ``n`` words give one shingle."""
+    return set(_shingle_array(text, n).tolist())
+
+
+def containment(a: set[int], b: set[int]) -> float:
+    """``|a & b| / min(|a|, |b|)``: the share of the smaller set found in the other (0 if empty)."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+def jaccard(a: set[int], b: set[int]) -> float:
+    """``|a & b| / |a | b|``; 0 when both are empty."""
+    if not a and not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def collapse(
+    items: Sequence[T], key_text: Callable[[T], str], threshold: float
+) -> list[tuple[T, list[T]]]:
+    """Keep items in order, folding each near-copy of an earlier kept item into that item's list.
+
+    An item is a near-copy when the containment of its shingles with a kept item's is
+    ``>= threshold`` (and above 0: texts without words never collapse). It attaches to the
+    first, i.e. best-placed, such kept item.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
+    kept: list[tuple[T, list[T], set[int]]] = []
+    for item in items:
+        sh = shingles(key_text(item))
+        for _, dups, kept_sh in kept:
+            c = containment(sh, kept_sh)
+            if c > 0.0 and c >= threshold:
+                dups.append(item)
+                break
+        else:
+            kept.append((item, [], sh))
+    return [(item, dups) for item, dups, _ in kept]
+
+
+def _minhash(sets: list[np.ndarray], n_perm: int = N_PERM) -> np.ndarray:
+    """MinHash signatures (len(sets) x n_perm, uint32) of non-empty uint64 sets.
+
+    Permutation i is the multiply-shift hash ``(a_i * x + b_i mod 2^64) >> 32`` with random
+    odd ``a_i``: a 2-universal family, fixed by a seed so signatures are reproducible.
+    """
+    rng = np.random.default_rng(_SEED)
+    a = (rng.integers(0, 2**63, n_perm, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
+    b = rng.integers(0, 2**63, n_perm, dtype=np.uint64) << np.uint64(1)
+    sig = np.zeros((len(sets), n_perm), np.uint32)
+    budget = 1 << 16  # shingles hashed per block: bounds memory to n_perm * 64k * 8 bytes
+    start = 0
+    with np.errstate(over="ignore"):
+        while start < len(sets):
+            stop, size = start, 0
+            while stop < len(sets) and (stop == start or size + len(sets[stop]) <= budget):
+                size += len(sets[stop])
+                stop += 1
+            block = np.concatenate(sets[start:stop])
+            offsets = np.cumsum([0] + [len(s) for s in sets[start : stop - 1]])
+            hashed = (a[:, None] * block[None, :] + b[:, None]) >> np.uint64(32)
+            sig[start:stop] = np.minimum.reduceat(hashed, offsets, axis=1).T
+            start = stop
+    return sig
+
+
+def _candidate_pairs(sig: np.ndarray, rows: int = ROWS_PER_BAND) -> np.ndarray:
+    """Pairs (i < j) of signature rows that agree on every row of at least one band."""
+    n, n_perm = sig.shape
+    found: list[np.ndarray] = []
+    for start in range(0, n_perm - rows + 1, rows):
+        key = np.zeros(n, np.uint64)
+        with np.errstate(over="ignore"):
+            for col in range(start, start + rows):
+                # Two 32-bit values fit a 64-bit key exactly; for longer bands a rare key
+                # collision only adds a candidate, which is checked later anyway.
+                value = sig[:, col].astype(np.uint64)
+                key = (key << np.uint64(32)) | value if rows <= 2 else _finalize(key * _MIX + value)
+        order = np.argsort(key, kind="stable")
+        cuts = np.flatnonzero(np.diff(key[order])) + 1
+        for members in np.split(order, cuts):
+            if len(members) > 1:
+                i, j = np.triu_indices(len(members), k=1)
+                found.append(np.stack([members[i], members[j]], axis=1))
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    pairs = np.sort(np.concatenate(found), axis=1)
+    return np.unique(pairs, axis=0)
+
+
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def group_near_duplicates(
+    docs: Sequence[tuple[str, str]], threshold: float = 0.5
+) -> dict[str, str]:
+    """Map doc_id -> group id for every article that has another version among ``docs``.
+
+    Two articles are versions when the containment of their 5-word shingles is
+    ``>= threshold``; groups are the connected components of that relation and the group id is
+    the id of the longest text (first listed on a tie). Articles without another version are
+    not in the result.
+
+    Candidates come from MinHash (128 permutations) with LSH banding of 64 bands x 2 rows,
+    then every candidate is checked with exact containment, so there are no false positives.
+    A pair with Jaccard J becomes a candidate with probability ``1 - (1 - J^2)^64``: 0.47 at
+    J=0.1, 0.77 at 0.15, 0.93 at 0.2, 0.998 at 0.3. Banding sees Jaccard, not containment: a
+    shorter version with containment C and length ratio r (short/long) has
+    ``J = C r / (1 + r - C r)``. At C=0.5, recall is >= 0.93 for r >= 0.5, 0.77 at r=0.35,
+    0.55 at r=0.25; a reprint that keeps ~half of the story with light edits (C~0.9, r~0.5,
+    J~0.45) is found with certainty in practice. Much shorter excerpts of long articles
+    (r < ~0.2) are often missed; they are quotes more than versions.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
+    ids = [doc_id for doc_id, _ in docs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("docs contains the same doc_id twice")
+    sets = [_shingle_array(text) for _, text in docs]
+    usable = [i for i, s in enumerate(sets) if len(s)]
+    if len(usable) < 2:
+        return {}
+    sig = _minhash([sets[i] for i in usable])
+    parent = list(range(len(docs)))
+    for p, q in _candidate_pairs(sig).tolist():
+        i, j = usable[p], usable[q]
+        shared = len(np.intersect1d(sets[i], sets[j], assume_unique=True))
+        if shared / min(len(sets[i]), len(sets[j])) >= threshold and shared > 0:
+            parent[_find(parent, i)] = _find(parent, j)
+
+    members: dict[int, list[int]] = {}
+    for i in range(len(docs)):
+        members.setdefault(_find(parent, i), []).append(i)
+    groups: dict[str, str] = {}
+    for group in members.values():
+        if len(group) < 2:
+            continue
+        fullest = max(group, key=lambda i: (len(docs[i][1]), -i))
+        for i in group:
+            groups[ids[i]] = ids[fullest]
+    return groups
