@@ -3,7 +3,8 @@
 The model is asked to put ``[n]`` after every claim. Here we split the answer into sentences, drop
 citation numbers that name no passage and links that are not an article's own address, find in
 each cited passage the span that best matches the sentence, mark the sentence supported when that
-match is close enough, and renumber the passages actually cited as 1..m in order of first use.
+match is close enough and its names and numbers occur in a cited passage, and renumber the passages
+actually cited as 1..m in order of first use.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _CLOSERS = "\"'”’)]»"
 _MARKER_RE = re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
 _MARKERS_AFTER_RE = re.compile(r"(?:\s*\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\])+")
 _URL_RE = re.compile(r"https?://[^\s\[\])>\"'”’]+")
+_SPECIFIC_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 _MAX_RANGE = 50  # a range like [1-100000] is a model glitch, not 100000 citations
 
 
@@ -161,7 +163,7 @@ def verify(
     for start, end in split_sentences(raw, markers=True):
         before = len(notes)
         sentence = _drop_links(raw[start:end], allowed_urls, notes)
-        # A sentence that carried a foreign link is never vouched for, whatever its words match.
+        # A sentence with a foreign link, or a name/number its passages lack, is never vouched for.
         tainted = len(notes) > before
         groups: list[list[int]] = []
         for m in _MARKER_RE.finditer(sentence):
@@ -196,6 +198,12 @@ def verify(
                 if num not in order:
                     order.append(num)
                 best_quote.setdefault(num, (0.0, (0, len(hits[num - 1].chunk.text))))
+            # Embedding similarity is topical: "leads the Chihuahua contingent" scores high against
+            # "leads the Sonora contingent". Names and numbers must appear in a cited passage.
+            missing = missing_specifics(claim, [hits[n - 1] for n in cited])
+            if missing:
+                tainted = True
+                notes.append(f"not in the cited passages: {', '.join(missing)}")
         drafts.append((start, end, sentence, groups, support, tainted))
 
     renumber = {old: new for new, old in enumerate(order, start=1)}
@@ -222,6 +230,27 @@ def verify(
 
     citations = tuple(_citation(renumber[old], hits[old - 1], *best_quote[old]) for old in order)
     return Verified("".join(out_parts), tuple(sentences), citations, False, tuple(notes))
+
+
+def _specifics(text: str) -> list[str]:
+    """Numbers, and capitalised words other than the first: what a claim must not get wrong."""
+    out = []
+    for i, m in enumerate(_SPECIFIC_RE.finditer(text)):
+        tok = m.group()
+        if tok[0].isdigit() or (i > 0 and tok[0].isupper() and len(tok) > 1):
+            out.append(tok)
+    return out
+
+
+def missing_specifics(claim: str, hits: Sequence[Hit]) -> list[str]:
+    """Names and numbers of ``claim`` found in none of the ``hits`` (passage text or title)."""
+    have = {
+        t.lower().replace(",", "")
+        for h in hits
+        for t in _SPECIFIC_RE.findall(h.chunk.text + " " + h.article.title)
+    }
+    missing = [t for t in _specifics(claim) if t.lower().replace(",", "") not in have]
+    return list(dict.fromkeys(missing))
 
 
 def _drop_links(sentence: str, allowed: set[str], notes: list[str]) -> str:

@@ -262,3 +262,28 @@ def test_threshold_is_respected():
 def test_similarity_must_return_one_score_per_span():
     with pytest.raises(ValueError, match="one score per candidate span"):
         verify("Ortiz [2].", HITS, lambda s, spans: [1.0], 0.5)
+
+
+def always_similar(sentence: str, spans: Sequence[str]) -> list[float]:
+    """Stands in for a topical embedding score that can't tell Sonora from Chihuahua."""
+    return [0.9] * len(spans)
+
+
+@pytest.mark.parametrize(
+    ("claim", "missing"),
+    [
+        ("Cmdr. Ortiz leads the Chihuahua contingent [2].", "Chihuahua"),
+        ("The budget office estimated costs at 4.5 billion dollars [3].", "4.5"),
+        ("Ortiz is based in Mexico City [2].", "Mexico, City"),
+    ],
+)
+def test_names_and_numbers_must_be_in_the_cited_passage(claim, missing):
+    v = verify("The U.S. budget office estimated costs [3]. " + claim, HITS, always_similar, 0.6)
+    assert [s.supported for s in v.sentences] == [True, False]
+    assert f"not in the cited passages: {missing}" in v.notes
+
+
+def test_names_may_come_from_the_title_and_numbers_ignore_thousands_commas():
+    hit = make_hit("Crossings rose to 1200 a day.", title="Harbour ferry report")
+    v = verify("Crossings at the Harbour rose to 1,200 a day [1].", [hit], always_similar, 0.6)
+    assert v.sentences[0].supported and v.notes == ()
