@@ -24,7 +24,9 @@ EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Cited answers over a folder of articles.")
-    p.add_argument("--index", type=Path, help="index folder (default: RAG_INDEX_DIR or ./rag_index)")
+    p.add_argument(
+        "--index", type=Path, help="index folder (default: RAG_INDEX_DIR or ./rag_index)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     ing = sub.add_parser("ingest", help="add files and folders (recursive) to the index")
@@ -41,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--date-from", help="only articles dated on or after YYYY-MM-DD")
         q.add_argument("--date-to", help="only articles dated on or before YYYY-MM-DD")
         q.add_argument("--json", action="store_true")
+    ask_parser = sub.choices["ask"]
+    ask_parser.add_argument(
+        "--mode", choices=["extractive", "llm"], help="answerer (default: llm when RAG_LLM is set)"
+    )
+
+    ch = sub.add_parser("chat", help="ask questions line by line; follow-ups use the history")
+    ch.add_argument("--mode", choices=["extractive", "llm"])
+    ch.add_argument("--k", type=int)
 
     st = sub.add_parser("stats", help="index statistics and near-duplicate groups")
     st.add_argument("--json", action="store_true")
@@ -86,6 +96,7 @@ def answer_json(a: Answer) -> dict[str, Any]:
         "answer": a.text,
         "abstained": a.abstained,
         "mode": a.mode,
+        "standalone_question": a.standalone_question,
         "citations": [
             {
                 "n": c.n,
@@ -132,7 +143,9 @@ def _filters(args: argparse.Namespace) -> Filters:
     for name in ("date_from", "date_to"):
         v = getattr(args, name)
         if v and not (len(v) == 10 and v[4] == "-" and v[7] == "-"):
-            raise InputError(f"--{name.replace('_', '-')} must be a date like 2009-03-24, not {v!r}")
+            raise InputError(
+                f"--{name.replace('_', '-')} must be a date like 2009-03-24, not {v!r}"
+            )
     return Filters(source=args.source, date_from=args.date_from, date_to=args.date_to)
 
 
@@ -147,7 +160,9 @@ def _progress_bars() -> Any:
         if bar is None or bar.total != total:
             if bar is not None:
                 bar.close()
-            bar = bars[stage] = tqdm(total=total, desc=labels.get(stage, stage), unit="", file=sys.stderr)
+            bar = bars[stage] = tqdm(
+                total=total, desc=labels.get(stage, stage), unit="", file=sys.stderr
+            )
         bar.update(done - bar.n)
 
     def close() -> None:
@@ -180,7 +195,7 @@ def _questions(args: argparse.Namespace) -> list[tuple[str | None, str]]:
     if args.batch:
         return list(_read_batch(args.batch))
     if not args.question or not args.question.strip():
-        raise InputError("the question is empty: rag ask \"Who leads the police unit?\"")
+        raise InputError('the question is empty: rag ask "Who leads the police unit?"')
     return [(None, args.question)]
 
 
@@ -201,9 +216,8 @@ def _cmd_search(system: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_answer(a: Answer, streamed: bool) -> None:
-    if not streamed:
-        print(a.text)
+def _print_answer(a: Answer) -> None:
+    print(a.text)
     for note in a.notes:
         print(f"note: {note}")
     if a.abstained:
@@ -227,23 +241,50 @@ def _cmd_ask(system: Any, args: argparse.Namespace) -> int:
     filters = _filters(args)
     for qid, q in _questions(args):
         if args.json or args.batch:
-            a = system.ask(q, k=args.k, filters=filters)
+            a = system.ask(q, k=args.k, filters=filters, mode=args.mode)
             out: dict[str, Any] = {"id": qid} if qid is not None else {"question": q}
             out.update(answer_json(a))
             _print_json(out)
             continue
-        streamed = False
-        final: Answer | None = None
-        for part in system.ask_stream(q, k=args.k, filters=filters):
-            if isinstance(part, str):
-                streamed = True
-                print(part, end="", flush=True)
-            else:
-                final = part
-        if streamed:
-            print()
-        assert final is not None
-        _print_answer(final, streamed)
+        _stream_answer(system.ask_stream(q, k=args.k, filters=filters, mode=args.mode))
+    return EXIT_OK
+
+
+def _stream_answer(parts: Any) -> Answer:
+    """Print tokens as they come, then the checked answer and its sources."""
+    streamed = False
+    final: Answer | None = None
+    for part in parts:
+        if isinstance(part, str):
+            if not streamed:
+                print("(draft) ", end="")
+            streamed = True
+            print(part, end="", flush=True)
+        else:
+            final = part
+    if streamed:
+        print("\n")
+    assert final is not None
+    _print_answer(final)
+    return final
+
+
+def _cmd_chat(system: Any, args: argparse.Namespace) -> int:
+    history: list[tuple[str, str]] = []
+    print("Ask a question (an empty line or Ctrl-D ends the chat).")
+    for line in sys.stdin:
+        q = line.strip()
+        if not q:
+            break
+        try:
+            a = _stream_answer(system.ask_stream(q, k=args.k, history=history, mode=args.mode))
+        except RagError as e:
+            print(f"rag: error: {e}", file=sys.stderr)
+            continue
+        if a.standalone_question:
+            print(f"(understood as: {a.standalone_question})")
+        history.append((q, a.text))
+        print()
     return EXIT_OK
 
 
@@ -297,7 +338,9 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     elif problems:
         for p in problems:
             print(f"problem: {p}")
-        print(f"to rebuild: rm -r {settings.index_dir} && rag ingest PATH --index {settings.index_dir}")
+        print(
+            f"to rebuild: rm -r {settings.index_dir} && rag ingest PATH --index {settings.index_dir}"
+        )
     else:
         print(f"index {settings.index_dir} is consistent")
     return EXIT_OK if not problems else EXIT_BAD_INPUT
@@ -357,6 +400,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             "stats": _cmd_stats,
             "delete": _cmd_delete,
             "eval": _cmd_eval,
+            "chat": _cmd_chat,
         }[args.command]
         return handler(system, args)
     except RagError as e:
@@ -372,4 +416,3 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     sys.exit(run())
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,9 @@ class _CheckedEmbeddings:
     def backend(self) -> str:
         return str(self._call(lambda: self._inner.backend))
 
-    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def embed(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         return np.asarray(self._call(lambda: self._inner.embed(texts, progress=progress)))
 
     @property
@@ -73,6 +76,7 @@ class System:
         self.store = IndexStore(self.settings.index_dir, self.settings.lock_timeout)
         self.embedder = embedder if embedder is not None else _CheckedEmbeddings(self.settings)
         self._reader: IndexReader | None = None
+        self._chat_model: Any = None
         self._lock = threading.Lock()
 
     # --- index --------------------------------------------------------------------------------
@@ -103,26 +107,87 @@ class System:
     def retriever(self) -> Retriever:
         return Retriever(self.reader(), self.embedder, self.settings)
 
-    def search(
-        self, query: str, k: int | None = None, filters: Filters | None = None
-    ) -> list[Hit]:
+    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
         q = clean_question(query, self.settings)
         return self.retriever().search(q, k=k, filters=filters)
 
+    def chat_model(self) -> Any:
+        """The configured LangChain chat model (made once), or None when answers are extractive."""
+        if not self.settings.llm:
+            return None
+        with self._lock:
+            if self._chat_model is None:
+                from rag.llm import make_chat_model
+
+                self._chat_model = make_chat_model(self.settings)
+            return self._chat_model
+
+    def similarity(self, sentence: str, spans: Sequence[str]) -> list[float]:
+        """Cosine similarity of a sentence to each span, with the embedding model."""
+        if not spans:
+            return []
+        vecs = self.embedder.embed([sentence, *spans])
+        return [float(x) for x in vecs[1:] @ vecs[0]]
+
     def ask(
-        self, question: str, k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        mode: str | None = None,
     ) -> Answer:
-        q = clean_question(question, self.settings)
-        retriever = self.retriever()
-        qvec = retriever.embed_query(q)
-        hits = retriever.search(q, k=k, filters=filters, query_vector=qvec)
-        return ExtractiveAnswerer(self.embedder, self.settings).answer(q, hits, qvec)
+        final = None
+        for part in self.ask_stream(question, k, filters, history, mode):
+            if isinstance(part, Answer):
+                final = part
+        assert final is not None
+        return final
 
     def ask_stream(
-        self, question: str, k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        mode: str | None = None,
     ) -> Iterator[str | Answer]:
-        """Tokens as they are produced, then the final Answer (extractive: just the Answer)."""
-        yield self.ask(question, k=k, filters=filters)
+        """Tokens as the chat model produces them (none when extractive), then the final Answer.
+
+        ``history`` holds earlier (question, answer) turns: a follow-up is rewritten into a
+        standalone question before retrieval. ``mode`` is "extractive", "llm" or None (the setting).
+        """
+        q = clean_question(question, self.settings)
+        mode = mode or ("llm" if self.settings.llm else "extractive")
+        if mode not in ("extractive", "llm"):
+            raise ValueError(f"mode must be 'extractive' or 'llm', not {mode!r}")
+        chat = self.chat_model() if mode == "llm" else None
+        if mode == "llm" and chat is None:
+            raise InputError("LLM answers need a chat model: set RAG_LLM (e.g. ollama:llama3.1)")
+        standalone = q
+        if history:
+            from rag.followup import condense_question
+
+            standalone = condense_question(q, list(history), chat)
+        retriever = self.retriever()
+        qvec = retriever.embed_query(standalone)
+        hits = retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
+        if chat is None:
+            answer = ExtractiveAnswerer(self.embedder, self.settings).answer(standalone, hits, qvec)
+        else:
+            from rag.llm import LLMAnswerer
+
+            answerer = LLMAnswerer(chat, self.similarity, self.settings)
+            answer = None
+            for part in answerer.answer_stream(standalone, hits):
+                if isinstance(part, str):
+                    yield part
+                else:
+                    answer = part
+            assert answer is not None
+        yield replace(
+            answer, question=q, standalone_question=standalone if standalone != q else None
+        )
 
     def chain(self, k: int | None = None, filters: Filters | None = None) -> Runnable[Any, Answer]:
         """The question-to-answer chain as a LangChain Runnable (accepts a str or {"question": str})."""
