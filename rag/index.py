@@ -8,7 +8,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import faiss
@@ -129,7 +128,11 @@ class IndexReader:
 
     def vectors_for(self, rowids: Sequence[int]) -> np.ndarray:
         vecs = self._snap.vectors
-        return np.vstack([vecs.reconstruct(int(i)) for i in rowids]) if rowids else np.zeros((0, vecs.d))
+        return (
+            np.vstack([vecs.reconstruct(int(i)) for i in rowids])
+            if rowids
+            else np.zeros((0, vecs.d))
+        )
 
     # --- metadata ------------------------------------------------------------------------------
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -172,11 +175,15 @@ class IndexReader:
         return out
 
     def rowids_of_article(self, article_id: str) -> list[int]:
-        rows = self._query("SELECT rowid FROM chunks WHERE article_id = ? ORDER BY ordinal", (article_id,))
+        rows = self._query(
+            "SELECT rowid FROM chunks WHERE article_id = ? ORDER BY ordinal", (article_id,)
+        )
         return [int(r[0]) for r in rows]
 
     def sources_of(self, article_id: str) -> list[str]:
-        rows = self._query("SELECT source FROM sources WHERE article_id = ? ORDER BY source", (article_id,))
+        rows = self._query(
+            "SELECT source FROM sources WHERE article_id = ? ORDER BY source", (article_id,)
+        )
         return [r["source"] for r in rows]
 
     def group_members(self, group_id: str) -> list[Article]:
@@ -277,20 +284,27 @@ class IndexWriter:
 
     # --- queries used while planning an ingest --------------------------------------------------
     def source_article(self, source: str) -> str | None:
-        row = self.db.execute("SELECT article_id FROM sources WHERE source = ?", (source,)).fetchone()
+        row = self.db.execute(
+            "SELECT article_id FROM sources WHERE source = ?", (source,)
+        ).fetchone()
         return row[0] if row else None
 
     def sources(self) -> list[tuple[str, str | None]]:
         return [(r[0], r[1]) for r in self.db.execute("SELECT source, root FROM sources")]
 
     def has_article(self, article_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone() is not None
+        return (
+            self.db.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone()
+            is not None
+        )
 
     def cached_vectors(self, embed_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Vectors already in the index for passages with these embedding-text hashes."""
         out: dict[str, np.ndarray] = {}
         for h in set(embed_hashes):
-            row = self.db.execute("SELECT rowid FROM chunks WHERE embed_hash = ? LIMIT 1", (h,)).fetchone()
+            row = self.db.execute(
+                "SELECT rowid FROM chunks WHERE embed_hash = ? LIMIT 1", (h,)
+            ).fetchone()
             if row is not None:
                 out[h] = self.vectors.reconstruct(int(row[0]))
         return out
@@ -313,8 +327,15 @@ class IndexWriter:
         self.db.execute(
             f"INSERT INTO articles ({_ARTICLE_COLUMNS}, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
-                article.id, article.source, article.title, article.text, article.date,
-                article.author, article.url, article.site, None,
+                article.id,
+                article.source,
+                article.title,
+                article.text,
+                article.date,
+                article.author,
+                article.url,
+                article.site,
+                None,
                 json.dumps([[p.start, p.end, p.page] for p in pages]) if pages else None,
                 time.time(),
             ),
@@ -341,7 +362,8 @@ class IndexWriter:
         if old is not None:
             self.remove_source(source)
         self.db.execute(
-            "INSERT INTO sources (source, article_id, root) VALUES (?,?,?)", (source, article_id, root)
+            "INSERT INTO sources (source, article_id, root) VALUES (?,?,?)",
+            (source, article_id, root),
         )
         self.changed = True
 
@@ -355,13 +377,18 @@ class IndexWriter:
             "SELECT source FROM sources WHERE article_id = ? ORDER BY source", (article_id,)
         ).fetchall()
         if remaining:
-            self.db.execute("UPDATE articles SET source = ? WHERE id = ?", (remaining[0][0], article_id))
+            self.db.execute(
+                "UPDATE articles SET source = ? WHERE id = ?", (remaining[0][0], article_id)
+            )
         else:
             self.remove_article(article_id)
         self.changed = True
 
     def remove_article(self, article_id: str) -> None:
-        rowids = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
+        rowids = [
+            r[0]
+            for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))
+        ]
         if rowids:
             ids = np.array(rowids, dtype=np.int64)
             self.vectors.remove_ids(ids)

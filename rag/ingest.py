@@ -22,7 +22,9 @@ from rag.types import Article, Chunk, Document, content_hash
 
 # (stage, done, total): stages are "read" (files) and "embed" (passages).
 Progress = Callable[[str, int, int], None]
-_COMMIT_EVERY_SECONDS = 60.0  # long ingests commit along the way, so a crash loses at most this much
+_COMMIT_EVERY_SECONDS = (
+    60.0  # long ingests commit along the way, so a crash loses at most this much
+)
 
 
 class Embedder(Protocol):
@@ -30,7 +32,9 @@ class Embedder(Protocol):
     def model_id(self) -> str: ...
     @property
     def dimension(self) -> int: ...
-    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+    def embed(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
 
 
 @dataclass
@@ -310,5 +314,7 @@ class Ingestor:
                 report.removed.append(source)
 
     def _regroup(self, writer: IndexWriter) -> None:
-        groups = group_near_duplicates(writer.all_article_texts(), self.settings.duplicate_threshold)
+        groups = group_near_duplicates(
+            writer.all_article_texts(), self.settings.duplicate_threshold
+        )
         writer.set_groups(groups)

@@ -55,8 +55,11 @@ def answer_html(answer: Answer, key: str) -> str:
     parts.append(escape(text[pos:]))
     body = "".join(parts)
     for s in unsupported:
-        body = body.replace(escape(s), f'<span class="unsupported" title="not supported by its '
-                            f'citations">{escape(s)}</span>', 1)
+        body = body.replace(
+            escape(s),
+            f'<span class="unsupported" title="not supported by its citations">{escape(s)}</span>',
+            1,
+        )
     return f'<div class="answer">{body}</div>'
 
 
@@ -104,7 +107,11 @@ def hit_card_html(h: Hit, n: int, query_terms: Sequence[str] = ()) -> str:
         meta.append(escape(h.article.date))
     meta.append(escape(h.article.source))
     meta.append(f"score {h.score:.3f}")
-    also = f'<div class="also-in">also in: {", ".join(escape(s) for s in h.also_in)}</div>' if h.also_in else ""
+    also = (
+        f'<div class="also-in">also in: {", ".join(escape(s) for s in h.also_in)}</div>'
+        if h.also_in
+        else ""
+    )
     return f'<div class="hit-card"><div>{" · ".join(meta)}</div><div class="passage">{text}</div>{also}</div>'
 
 

@@ -56,7 +56,9 @@ class Retriever:
         query = query[: s.max_question_chars]
         allowed = None
         if filters is not None and filters.active():
-            allowed = self.reader.rowids_matching(filters.source, filters.date_from, filters.date_to)
+            allowed = self.reader.rowids_matching(
+                filters.source, filters.date_from, filters.date_to
+            )
         fetch = max(s.fetch_k, 3 * k)
         qvec = self.embed_query(query) if query_vector is None else query_vector
         dense = self.reader.dense_search(qvec, fetch, allowed) if s.fusion != "lexical" else []
@@ -67,7 +69,13 @@ class Retriever:
         candidates = fused[: max(3 * k, k + 10)]
         if use_mmr if use_mmr is not None else s.mmr:
             ids = [i for i, _ in candidates]
-            order = mmr(ids, [sc for _, sc in candidates], self.reader.vectors_for(ids), len(ids), s.mmr_lambda)
+            order = mmr(
+                ids,
+                [sc for _, sc in candidates],
+                self.reader.vectors_for(ids),
+                len(ids),
+                s.mmr_lambda,
+            )
             by_id = dict(candidates)
             candidates = [(i, by_id[i]) for i in order]
         rows = self.reader.chunks([i for i, _ in candidates])
@@ -126,7 +134,11 @@ class Retriever:
         for kept, dups in collapse(hits, lambda h: h.chunk.text, self.settings.collapse_threshold):
             others = [d.article.source for d in dups] + [s for d in dups for s in d.also_in]
             extra = [s for s in self.reader.sources_of(kept.article.id) if s != kept.article.source]
-            also = tuple(dict.fromkeys(s for s in [*kept.also_in, *others, *extra] if s != kept.article.source))
+            also = tuple(
+                dict.fromkeys(
+                    s for s in [*kept.also_in, *others, *extra] if s != kept.article.source
+                )
+            )
             out.append(replace(kept, also_in=also))
         return out
 

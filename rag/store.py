@@ -151,7 +151,9 @@ class IndexStore:
             raise CorruptIndex(f"{pointer} is unreadable ({e}); {rebuild_hint(self.dir)}") from e
         snap = self.snapshots_dir / str(name)
         if not str(name).startswith("snap-") or not snap.is_dir():
-            raise CorruptIndex(f"{pointer} names a missing snapshot {name!r}; {rebuild_hint(self.dir)}")
+            raise CorruptIndex(
+                f"{pointer} names a missing snapshot {name!r}; {rebuild_hint(self.dir)}"
+            )
         return snap
 
     @contextlib.contextmanager
@@ -171,7 +173,9 @@ class IndexStore:
             lock.release()
 
     def next_snapshot_name(self) -> str:
-        numbers = [int(p.name[5:]) for p in self.snapshots_dir.glob("snap-*") if p.name[5:].isdigit()]
+        numbers = [
+            int(p.name[5:]) for p in self.snapshots_dir.glob("snap-*") if p.name[5:].isdigit()
+        ]
         return f"snap-{max(numbers, default=0) + 1:08d}"
 
     def publish(self, staging: Path) -> Path:
@@ -245,7 +249,9 @@ def verify_snapshot(snap: Path, checksums: bool = False) -> list[str]:
     try:
         db = open_metadata(snap / "meta.sqlite", readonly=True)
         n_articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
-        rowids = np.array([r[0] for r in db.execute("SELECT rowid FROM chunks ORDER BY rowid")], np.int64)
+        rowids = np.array(
+            [r[0] for r in db.execute("SELECT rowid FROM chunks ORDER BY rowid")], np.int64
+        )
         orphans = db.execute(
             "SELECT count(*) FROM chunks WHERE article_id NOT IN (SELECT id FROM articles)"
         ).fetchone()[0]
@@ -283,7 +289,11 @@ def new_staging(store: IndexStore) -> Path:
 
 
 def write_snapshot_files(
-    staging: Path, db: sqlite3.Connection, vectors: faiss.Index, lexical: LexicalIndex, model_id: str
+    staging: Path,
+    db: sqlite3.Connection,
+    vectors: faiss.Index,
+    lexical: LexicalIndex,
+    model_id: str,
 ) -> None:
     """Write vectors, lexical index and manifest into ``staging`` (metadata already there) and fsync."""
     n_articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
@@ -295,7 +305,10 @@ def write_snapshot_files(
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
         fsync_file(path)
-        files[str(path.relative_to(staging))] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+        files[str(path.relative_to(staging))] = {
+            "size": path.stat().st_size,
+            "sha256": file_sha256(path),
+        }
     manifest = {
         "format": FORMAT_VERSION,
         "model_id": model_id,

@@ -47,7 +47,9 @@ class HashEmbedder:
         seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
         return np.random.default_rng(seed).standard_normal(self._dimension)
 
-    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def embed(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         self.calls.append(len(texts))
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         for i, t in enumerate(texts):

@@ -65,7 +65,9 @@ def test_empty_text_gives_no_chunks() -> None:
     assert chunk_article("a", " \n\n ") == []
 
 
-words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12)
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12
+)
 texts = st.lists(
     st.tuples(words, st.sampled_from([" ", ". ", "! ", "? ", "\n", "\n\n", ", ", ".\u201d "])),
     max_size=80,

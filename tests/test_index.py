@@ -46,7 +46,9 @@ def test_changed_file_replaces_its_chunks_and_reuses_unchanged_passages(
     system = make_system(tmp_path)
     system.ingest([corpus_dir])
     path = corpus_dir / "orchard_frost.txt"
-    path.write_text(path.read_text() + "\nThe cooperative will meet again in May to count the losses.\n")
+    path.write_text(
+        path.read_text() + "\nThe cooperative will meet again in May to count the losses.\n"
+    )
     report = system.ingest([corpus_dir])
     assert report.updated == [str(path.resolve())]
     assert report.chunks_reused >= 0 and report.chunks_embedded >= 1
@@ -87,7 +89,9 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_is_indexed(
     assert len(report.added) == 5
 
 
-def test_missing_path_is_an_input_error_and_index_is_untouched(tmp_path: Path, corpus_dir: Path) -> None:
+def test_missing_path_is_an_input_error_and_index_is_untouched(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
     system = make_system(tmp_path)
     system.ingest([corpus_dir])
     before = system.stats()
@@ -107,7 +111,9 @@ def test_missing_index_and_model_mismatch(tmp_path: Path, corpus_dir: Path) -> N
         make_system(tmp_path, HashEmbedder(model_id="other")).ingest([corpus_dir])
 
 
-@pytest.mark.parametrize("damage", ["truncate_vectors", "garbage_current", "garbage_sqlite", "drop_lexical"])
+@pytest.mark.parametrize(
+    "damage", ["truncate_vectors", "garbage_current", "garbage_sqlite", "drop_lexical"]
+)
 def test_corrupt_index_gives_clear_error(tmp_path: Path, corpus_dir: Path, damage: str) -> None:
     system = make_system(tmp_path)
     system.ingest([corpus_dir])
@@ -141,7 +147,9 @@ def test_crash_during_commit_keeps_previous_index(
     system = make_system(tmp_path)
     system.ingest([corpus_dir])
     before = [(h.chunk.id, h.score) for h in system.search("bridge cables repair")]
-    (corpus_dir / "new.txt").write_text("A new story\n\nSomething entirely new happened today in town.")
+    (corpus_dir / "new.txt").write_text(
+        "A new story\n\nSomething entirely new happened today in town."
+    )
 
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
@@ -203,7 +211,9 @@ def test_faiss_results_equal_numpy_brute_force(tmp_path: Path, corpus_dir: Path)
         expected = sorted(zip(rowids, matrix @ q, strict=True), key=lambda p: -p[1])
         got = reader.dense_search(q, len(rowids))
         assert [i for i, _ in got] == [i for i, _ in expected]
-        np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            [s for _, s in got], [s for _, s in expected], rtol=1e-5, atol=1e-6
+        )
     # k larger than the index and an empty filter are fine.
     assert len(reader.dense_search(q, 10_000)) == len(rowids)
     assert reader.dense_search(q, 5, allowed=np.array([], dtype=np.int64)) == []
@@ -214,8 +224,12 @@ def test_nothing_persisted_is_a_pickle(tmp_path: Path, corpus_dir: Path) -> None
     for path in (tmp_path / "index").rglob("*"):
         if path.is_file():
             head = path.read_bytes()[:2]
-            assert not (head[:1] == b"\x80" and head[1:2] in {bytes([n]) for n in range(2, 6)}), path
-    manifest = json.loads((IndexStore(tmp_path / "index").current_snapshot() / "manifest.json").read_text())
+            assert not (head[:1] == b"\x80" and head[1:2] in {bytes([n]) for n in range(2, 6)}), (
+                path
+            )
+    manifest = json.loads(
+        (IndexStore(tmp_path / "index").current_snapshot() / "manifest.json").read_text()
+    )
     assert {"vectors.faiss", "meta.sqlite"} <= set(manifest["files"])
 
 
