@@ -128,8 +128,10 @@ def _minhash(sets: list[np.ndarray], n_perm: int = N_PERM) -> np.ndarray:
                 stop += 1
             block = np.concatenate(sets[start:stop])
             offsets = np.cumsum([0] + [len(s) for s in sets[start : stop - 1]])
-            hashed = (a[:, None] * block[None, :] + b[:, None]) >> np.uint64(32)
-            sig[start:stop] = np.minimum.reduceat(hashed, offsets, axis=1).T
+            hashed = np.multiply(a[:, None], block[None, :])  # in place from here: big arrays
+            hashed += b[:, None]
+            hashed >>= np.uint64(32)
+            sig[start:stop] = np.minimum.reduceat(hashed.astype(np.uint32), offsets, axis=1).T
             start = stop
     return sig
 
