@@ -1,142 +1,302 @@
 """HTML and text rendering of answers and sources for the page. Every piece of article text is escaped.
 
 Article text is untrusted: it may hold ``<script>``, markdown links to ``javascript:`` or ``$`` signs that
-Streamlit's markdown would turn into maths. :func:`escape` makes all of it inert text.
+Streamlit's markdown would turn into maths. :func:`escape` makes all of it inert text; markup is only ever
+added around escaped pieces, at character offsets computed on the raw text.
+
+Navigation needs no script: a citation chip is ``<a href="#id">`` to the quote's ``<mark id>`` inside a
+folded ``<details>`` card, and browsers open a closed ``<details>`` when a fragment link targets its content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 
+from rag.lexical import tokenize
 from rag.types import Answer, Citation, Hit
 
 # Characters markdown (and Streamlit's LaTeX) would interpret; HTML entities render them as themselves.
-_MARKDOWN_CHARS = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~$<>:@"}
+_MARKDOWN_CHARS = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~$<>:@=\"'&"}
 _CITE = re.compile(r"\[(\d+)\]")
+_WORD = re.compile(r"\w+")
 
 
 def escape(text: str) -> str:
     """Inert HTML for any text: tags, entities and markdown syntax all shown as typed."""
-    out = html.escape(text, quote=True)
-    out = "".join(_MARKDOWN_CHARS.get(c, c) for c in out.replace("&amp;", "\0"))
-    return out.replace("\0", "&amp;").replace("\n", "<br>")
+    out = "".join(_MARKDOWN_CHARS.get(c, c) for c in text)
+    # A blank line would end the HTML block and hand the rest to the markdown parser.
+    return out.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+
+
+def attr(text: str) -> str:
+    """A value for a double-quoted HTML attribute."""
+    return html.escape(text, quote=True)
 
 
 def anchor(key: str, n: int) -> str:
+    """Element id of the quote of citation ``n`` in answer ``key`` (its chip links here)."""
     return f"cite-{key}-{n}"
 
 
-def highlight(text: str, start: int, end: int, mark_id: str | None = None) -> str:
-    """Escaped ``text`` with ``text[start:end]`` wrapped in ``<mark>``."""
-    start, end = max(0, start), min(len(text), end)
-    ident = f' id="{html.escape(mark_id)}"' if mark_id else ""
-    return (
-        f"{escape(text[:start])}<mark{ident}>{escape(text[start:end])}</mark>{escape(text[end:])}"
-    )
+def page_key(text: str) -> str:
+    """A short stable id fragment for anchors derived from a query."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
 
 
-def answer_html(answer: Answer, key: str) -> str:
-    """The answer with each ``[n]`` turned into a chip linking to its source card."""
-    numbers = {c.n for c in answer.citations}
-    unsupported = {s.text for s in answer.sentences if not s.supported}
-    parts = []
-    pos = 0
-    text = answer.text
+@dataclass(frozen=True)
+class Span:
+    """``text[start:end]`` to be wrapped in ``<mark>`` (with an optional id and class)."""
+
+    start: int
+    end: int
+    ident: str | None = None
+    cls: str | None = None
+
+
+def highlight(text: str, spans: Iterable[Span]) -> str:
+    """Escaped ``text`` with each span wrapped in ``<mark>``; spans overlapping an earlier one are merged
+    into it (the earlier one keeps its id), spans outside the text are clipped or dropped."""
+    clean: list[Span] = []
+    for s in sorted(spans, key=lambda s: (s.start, -s.end)):
+        start, end = max(0, s.start), min(len(text), s.end)
+        if end <= start:
+            continue
+        if clean and start < clean[-1].end:
+            last = clean[-1]
+            clean[-1] = Span(last.start, max(last.end, end), last.ident, last.cls)
+            continue
+        clean.append(Span(start, end, s.ident, s.cls))
+    out, pos = [], 0
+    for s in clean:
+        out.append(escape(text[pos : s.start]))
+        ident = f' id="{attr(s.ident)}"' if s.ident else ""
+        cls = f' class="{attr(s.cls)}"' if s.cls else ""
+        out.append(f"<mark{ident}{cls}>{escape(text[s.start : s.end])}</mark>")
+        pos = s.end
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+def term_spans(text: str, query: str) -> list[Span]:
+    """Words of ``text`` that match a content word of ``query`` after stemming (patrols ~ patrol)."""
+    wanted = set(tokenize(query))
+    if not wanted:
+        return []
+    spans = []
+    for m in _WORD.finditer(text):
+        toks = tokenize(m.group())
+        if toks and all(t in wanted for t in toks):
+            spans.append(Span(m.start(), m.end(), cls="term"))
+    return spans
+
+
+# --- answers ------------------------------------------------------------------------------------
+def _with_chips(text: str, key: str, numbers: set[int]) -> str:
+    parts, pos = [], 0
     for m in _CITE.finditer(text):
         parts.append(escape(text[pos : m.start()]))
         n = int(m.group(1))
         if n in numbers:
-            parts.append(f'<a class="cite-chip" href="#{anchor(key, n)}">[{n}]</a>')
+            parts.append(
+                f'<a class="cite-chip" href="#{anchor(key, n)}" title="show source {n}">{n}</a>'
+            )
         else:
             parts.append(escape(m.group(0)))
         pos = m.end()
     parts.append(escape(text[pos:]))
-    body = "".join(parts)
-    for s in unsupported:
-        body = body.replace(
-            escape(s),
-            f'<span class="unsupported" title="not supported by its citations">{escape(s)}</span>',
-            1,
+    return "".join(parts)
+
+
+def answer_html(answer: Answer, key: str) -> str:
+    """The answer with each ``[n]`` of an existing citation turned into a chip linking to its quote,
+    and sentences whose citations don't support them flagged."""
+    numbers = {c.n for c in answer.citations}
+    text = answer.text
+    flagged: list[tuple[int, int]] = []
+    search_from = 0
+    for s in answer.sentences:
+        if s.supported or not s.text.strip():
+            continue
+        i = text.find(s.text, search_from)
+        if i < 0:
+            i = text.find(s.text)
+        if i >= 0 and not any(a < i + len(s.text) and i < b for a, b in flagged):
+            flagged.append((i, i + len(s.text)))
+            search_from = i + len(s.text)
+    flagged.sort()
+    parts, pos = [], 0
+    for a, b in flagged:
+        parts.append(_with_chips(text[pos:a], key, numbers))
+        parts.append(
+            '<span class="unsupported" title="not supported by the passages it cites">'
+            f"{_with_chips(text[a:b], key, numbers)}</span>"
+            '<span class="unsupported-flag" title="not supported by the passages it cites">'
+            " ⚠ unsupported</span>"
         )
-    return f'<div class="answer">{body}</div>'
+        pos = b
+    parts.append(_with_chips(text[pos:], key, numbers))
+    return f'<div class="answer">{"".join(parts)}</div>'
 
 
-def source_card_html(c: Citation, key: str, article_text: str | None = None) -> str:
-    """A source card: title, date, source link, the passage with the quote highlighted, the score,
-    "also in" versions, and the whole article with the quote highlighted (folded)."""
-    rel_start, rel_end = c.start - c.passage_start, c.end - c.passage_start
-    src = escape(c.source)
-    if c.url and re.match(r"https?://", c.url):
-        src = f'<a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener">{escape(c.url)}</a>'
-    meta = [f"<b>[{c.n}] {escape(c.title)}</b>"]
-    if c.date:
-        meta.append(escape(c.date))
-    meta.append(src)
-    meta.append(f"relevance {c.score:.3f}")
-    also = ""
-    if c.also_in:
-        also = '<div class="also-in">also in: ' + ", ".join(escape(s) for s in c.also_in) + "</div>"
+def source_label(source: str, url: str | None = None) -> str:
+    """The source as shown: a link for a web address, else the file name (full path on hover)."""
+    link = url if url and re.match(r"https?://", url, re.IGNORECASE) else None
+    if link is None and re.match(r"https?://", source, re.IGNORECASE):
+        link = source
+    if link:
+        return (
+            f'<a href="{attr(link)}" target="_blank" rel="noopener noreferrer nofollow">'
+            f"{escape(link)}</a>"
+        )
+    name = PurePosixPath(source.replace("\\", "/")).name or source
+    return f'<span class="src" title="{attr(source)}">{escape(name)}</span>'
+
+
+def _whole_article(text: str, spans: Sequence[Span], target: str) -> str:
+    """A folded full text; its summary is a link to the first highlighted span, so one click opens it
+    and scrolls the quote into view."""
+    return (
+        '<details class="whole"><summary>'
+        f'<a class="whole-link" href="#{attr(target)}">show whole article</a></summary>'
+        f'<div class="article-text">{highlight(text, spans)}</div></details>'
+    )
+
+
+def _meta(title: str, date: str | None, source: str, url: str | None, score: str) -> str:
+    parts = [f'<span class="title">{escape(title)}</span>']
+    if date:
+        parts.append(f'<span class="date">{escape(date)}</span>')
+    parts.append(source_label(source, url))
+    parts.append(f'<span class="score">{score}</span>')
+    return " · ".join(parts)
+
+
+def _also_in(sources: Sequence[str]) -> str:
+    if not sources:
+        return ""
+    return '<div class="also-in">also in: ' + ", ".join(source_label(s) for s in sources) + "</div>"
+
+
+def source_cards_html(
+    answer: Answer, key: str, article_texts: Mapping[str, str] | None = None
+) -> list[str]:
+    """One folded card per cited passage (citations quoting the same passage share a card).
+
+    A card shows title, date, source, relevance, the passage with each quote highlighted (``<mark>``
+    with the id its chip links to), "also in" versions and the whole article with the quotes marked.
+    """
+    texts = article_texts or {}
+    groups: dict[str, list[Citation]] = {}
+    for c in answer.citations:
+        groups.setdefault(c.chunk_id, []).append(c)
+    cards = []
+    for cites in groups.values():
+        first = cites[0]
+        numbers = "".join(f'<span class="card-n">{c.n}</span>' for c in cites)
+        spans = [
+            Span(c.start - c.passage_start, c.end - c.passage_start, anchor(key, c.n), "quote")
+            for c in cites
+        ]
+        quotes = " … ".join(f"“{escape(c.quote)}”" for c in cites)
+        whole = ""
+        text = texts.get(first.article_id)
+        if text is not None:
+            full = [Span(c.start, c.end, f"{anchor(key, c.n)}-full", "quote") for c in cites]
+            whole = _whole_article(text, full, f"{anchor(key, first.n)}-full")
+        score = f"relevance {max(c.score for c in cites):.2f}"
+        cards.append(
+            f'<details class="source-card" id="{attr(anchor(key, first.n))}-card"><summary>'
+            f"{numbers} {_meta(first.title, first.date, first.source, first.url, score)}"
+            f'<div class="card-quote">{quotes}</div></summary>'
+            f'<div class="passage">{highlight(first.passage, spans)}</div>'
+            f"{_also_in(first.also_in)}{whole}</details>"
+        )
+    return cards
+
+
+def hit_card_html(
+    h: Hit, n: int, query: str = "", key: str = "hit", article_text: str | None = None
+) -> str:
+    """A search result: the passage with the query's words highlighted, open; whole article folded."""
+    spans = term_spans(h.chunk.text, query) if query else []
     whole = ""
     if article_text is not None:
-        whole = (
-            '<details class="whole"><summary>show whole article</summary>'
-            f'<div class="article-text">{highlight(article_text, c.start, c.end, anchor(key, c.n) + "-full")}'
-            "</div></details>"
-        )
+        ident = f"{key}-{n}-full"
+        full = [Span(h.chunk.start, h.chunk.end, ident, "quote")]
+        whole = _whole_article(article_text, full, ident)
+    meta = _meta(
+        h.article.title, h.article.date, h.article.source, h.article.url, f"score {h.score:.3f}"
+    )
     return (
-        f'<details class="source-card" id="{anchor(key, c.n)}-card"><summary>{" · ".join(meta)}</summary>'
-        f'<div class="passage">{highlight(c.passage, rel_start, rel_end, anchor(key, c.n))}</div>'
-        f"{also}{whole}</details>"
+        f'<div class="hit-card" id="{attr(key)}-{n}"><div class="hit-meta">'
+        f'<span class="card-n">{n}</span> {meta}</div>'
+        f'<div class="passage">{highlight(h.chunk.text, spans)}</div>'
+        f"{_also_in(h.also_in)}{whole}</div>"
     )
-
-
-def hit_card_html(h: Hit, n: int, query_terms: Sequence[str] = ()) -> str:
-    """A search result: the passage with the query's words highlighted."""
-    text = escape(h.chunk.text)
-    for term in sorted({t for t in query_terms if len(t) > 2}, key=len, reverse=True):
-        text = re.sub(
-            rf"(?<![\w&#])({re.escape(escape(term))})(?![\w;])",
-            r"<mark>\1</mark>",
-            text,
-            flags=re.IGNORECASE,
-        )
-    meta = [f"<b>[{n}] {escape(h.article.title)}</b>"]
-    if h.article.date:
-        meta.append(escape(h.article.date))
-    meta.append(escape(h.article.source))
-    meta.append(f"score {h.score:.3f}")
-    also = (
-        f'<div class="also-in">also in: {", ".join(escape(s) for s in h.also_in)}</div>'
-        if h.also_in
-        else ""
-    )
-    return f'<div class="hit-card"><div>{" · ".join(meta)}</div><div class="passage">{text}</div>{also}</div>'
 
 
 def answer_with_sources(answer: Answer) -> str:
-    """Plain text for "copy answer with sources": the answer and a numbered reference list."""
-    lines = [answer.text, ""]
+    """Plain text for "copy answer with sources": the answer and a numbered reference list
+    (title, date, source, quote)."""
+    lines = [answer.text.strip()]
     if answer.citations:
-        lines.append("Sources:")
+        lines += ["", "Sources:"]
     for c in answer.citations:
         dated = f", {c.date}" if c.date else ""
-        lines.append(f"[{c.n}] {c.title}{dated}. {c.url or c.source}. \u201c{c.quote}\u201d")
-    return "\n".join(lines).strip()
+        where = c.url or c.source
+        lines.append(f"[{c.n}] {c.title}{dated}. {where}. \u201c{c.quote}\u201d")
+    return "\n".join(lines)
+
+
+def safe_upload_name(name: str) -> str:
+    """A plain file name for an upload: no folders, no leading dots, only safe characters.
+
+    The client chooses the name, so ``../../etc/x``, ``/abs/x``, ``..\\x`` and ``C:\\x`` all become ``x``;
+    the extension is kept (it picks the loader). Empty or all-dots names become ``upload``.
+    """
+    base = (name or "").replace("\\", "/").split("/")[-1]
+    base = re.sub(r"[^\w.\- ]", "_", base, flags=re.ASCII)
+    base = base.strip(" .")
+    if len(base) > 120:
+        stem, dot, ext = base.rpartition(".")
+        base = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else base[:120]
+    return base or "upload"
 
 
 PAGE_CSS = """
 <style>
-.cite-chip { display:inline-block; padding:0 .35em; margin:0 .1em; border-radius:.6em;
-  background:#e8eefc; color:#1a4fd6 !important; font-size:.85em; text-decoration:none !important; }
-.source-card { border:1px solid #ddd; border-radius:.5em; padding:.4em .7em; margin:.3em 0; }
-.source-card summary { cursor:pointer; }
-.source-card .passage, .hit-card .passage { margin:.4em 0; line-height:1.5; }
-.source-card mark, .hit-card mark, .article-text mark { background:#ffe58a; padding:0 .1em; }
-.article-text { max-height:24em; overflow:auto; border-left:3px solid #eee; padding-left:.6em; }
+.answer { line-height:1.65; }
+.cite-chip { display:inline-block; min-width:1.3em; padding:0 .35em; margin:0 .12em; border-radius:.7em;
+  background:#e3ebfd; color:#1a4fd6 !important; font-size:.78em; font-weight:600; text-align:center;
+  text-decoration:none !important; vertical-align:.15em; line-height:1.5; }
+.cite-chip:hover { background:#1a4fd6; color:#fff !important; }
+.card-n { display:inline-block; min-width:1.3em; padding:0 .35em; margin-right:.15em; border-radius:.7em;
+  background:#e3ebfd; color:#1a4fd6; font-size:.78em; font-weight:600; text-align:center; }
+.source-card, .hit-card { border:1px solid #e2e2e2; border-radius:.5em; padding:.45em .8em; margin:.35em 0;
+  background:#fff; }
+.source-card > summary { cursor:pointer; }
+.source-card .title, .hit-card .title { font-weight:600; }
+.source-card .date, .source-card .score, .source-card .src,
+.hit-card .date, .hit-card .score, .hit-card .src { color:#666; font-size:.9em; }
+.card-quote { color:#444; font-style:italic; font-size:.9em; margin:.15em 0 0 1.1em; }
+.source-card[open] .card-quote { display:none; }
+.passage { margin:.45em 0; line-height:1.55; }
+mark { background:#fff1a8; padding:0 .1em; border-radius:.15em; }
+mark.quote { background:#ffe066; }
+mark:target { outline:2px solid #f08c00; background:#ffd43b; scroll-margin-top:6em; }
+.details-target { scroll-margin-top:6em; }
+details.whole { margin-top:.3em; }
+details.whole > summary { font-size:.9em; }
+.whole-link { text-decoration:none; }
+.article-text { max-height:22em; overflow:auto; border-left:3px solid #eee; padding:.2em .7em;
+  margin-top:.3em; line-height:1.55; font-size:.95em; }
 .also-in { color:#666; font-size:.85em; }
-.unsupported { text-decoration: underline wavy #d33; }
-.hit-card { border-bottom:1px solid #eee; padding:.4em 0; }
+.unsupported { text-decoration: underline wavy #d33; text-underline-offset:3px; }
+.unsupported-flag { color:#c92a2a; font-size:.8em; white-space:nowrap; }
 </style>
 """
