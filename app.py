@@ -120,7 +120,7 @@ def remember(key: str) -> None:
 
 
 def sidebar(system: System, default_k: int) -> str:
-    st.sidebar.title("📰 Cited answers")
+    st.sidebar.title("Cited answers")
     restore("mode", MODES[0])
     mode = st.sidebar.radio("Mode", MODES, key="mode", horizontal=True)
     remember("mode")
@@ -384,12 +384,14 @@ def library_page(
     if problem is not None and not isinstance(problem, IndexMissing):
         show_error(problem)
     if stats:
-        cols = st.columns(4)
+        cols = st.columns(3)
         cols[0].metric("Articles", stats["articles"])
         cols[1].metric("Passages", stats["chunks"])
         cols[2].metric("Duplicate groups", len(stats["duplicate_groups"]))
-        cols[3].metric("Last update", str(stats["updated"])[:16])
-        st.caption(f"Model: {md(stats['model'])} ({stats['dimension']} dimensions)")
+        st.caption(
+            f"Last updated {md(str(stats['updated']))} · model {md(stats['model'])} "
+            f"({stats['dimension']} dimensions)"
+        )
 
     st.subheader("Add articles")
     limit = system.settings.max_file_mb
