@@ -45,12 +45,12 @@ NAVIGATION = _whole(
 )
 _MENU_SEPARATORS = re.compile(r"\s+[|•·»›]\s+")
 SHARE = re.compile(
-    r"read more|continue reading|read the (?:full|rest of the) (?:story|article)|share(?: this)?"
-    r"(?: (?:article|story|post))?:?|tweet|email this|blogthis!|share to (?:twitter|facebook|"
-    r"pinterest|x)|print(?: this)?|subscribe(?: now| to (?:our|the) newsletter)?|"
-    r"sign up for (?:our|the) newsletter|follow us(?: on \w+)?|like this:|related(?: posts| "
-    r"articles| stories)?:?|share on (?:facebook|twitter|linkedin|whatsapp|x)|facebook|twitter"
-    r"|whatsapp|linkedin|pinterest|reddit|e-?mail|copy link",
+    r"read more|continue reading|read the (?:full|rest of the) (?:story|article)"
+    r"|share (?:to|on) (?:twitter|facebook|pinterest|linkedin|whatsapp|x)|share(?: this)?"
+    r"(?: (?:article|story|post))?:?|tweet|email this|blogthis!|print(?: this)?"
+    r"|subscribe(?: now| to (?:our|the) newsletter)?|sign up for (?:our|the) newsletter"
+    r"|follow us(?: on \w+)?|like this:|related(?: posts| articles| stories)?:?"
+    r"|facebook|twitter|whatsapp|linkedin|pinterest|reddit|e-?mail|copy link",
     re.I,
 )
 _SHARE_TOKEN_SPLIT = re.compile(r"[\s|•·,/]+")
@@ -249,6 +249,8 @@ def _mark_header(mk: _Marker, region_end: int, find_title: bool) -> None:
             text = lines[i].text
             if is_byline(text):
                 mk.byline(i)
+            elif COOKIE.search(text):
+                mk.mark(i, "cookie notice")
             elif (
                 find_title
                 and not title_after

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import ftfy
@@ -74,11 +75,16 @@ def to_lines(text: str) -> list[Line]:
     return lines
 
 
-def _join(a: str, b: str) -> str:
+def _join(fragments: list[str], text: str) -> None:
+    """Append a wrapped line to a line under construction (kept as fragments: no quadratic copy)."""
+    last = fragments[-1]
     # "inter-\nnational" was split by wrapping; "Arizona-\nMexico" is a real hyphen.
-    if len(a) >= 2 and a[-1] in "-\u2010" and a[-2].isalpha() and b[:1].islower():
-        return a[:-1] + b
-    return f"{a} {b}"
+    if len(last) >= 2 and last[-1] in "-\u2010" and last[-2].isalpha() and text[:1].isalpha():
+        if text[0].islower():
+            fragments[-1] = last[:-1]
+        fragments.append(text)
+    else:
+        fragments += [" ", text]
 
 
 def _hard_wrapped(block: list[str]) -> bool:
@@ -95,21 +101,22 @@ def _block_paragraphs(block: list[str], join_lines: bool) -> list[str]:
     if not join_lines:
         return block
     wrapped = _hard_wrapped(block)
-    out = [block[0]]
+    paras: list[list[list[str]]] = [[[block[0]]]]  # paragraphs → lines → fragments
     for text in block[1:]:
-        prev = out[-1].rsplit("\n", 1)[-1]
+        line = paras[-1][-1]
+        start, last = line[0], line[-1]
         if _LIST_ITEM.match(text):
-            if _LIST_ITEM.match(prev):
-                out[-1] += "\n" + text
+            if _LIST_ITEM.match(start):
+                paras[-1].append([text])
             else:
-                out.append(text)
-        elif (wrapped and not _LIST_ITEM.match(prev)) or (
-            not prev.endswith(_TERMINAL) and (text[:1].islower() or prev.endswith(("-", ",")))
+                paras.append([[text]])
+        elif (wrapped and not _LIST_ITEM.match(start)) or (
+            not last.endswith(_TERMINAL) and (text[:1].islower() or last.endswith(("-", ",")))
         ):
-            out[-1] = out[-1][: len(out[-1]) - len(prev)] + _join(prev, text)
+            _join(line, text)
         else:
-            out.append(text)  # one line per paragraph, as page dumps write them
-    return out
+            paras.append([[text]])  # one line per paragraph, as page dumps write them
+    return ["\n".join("".join(fragments) for fragments in para) for para in paras]
 
 
 def _paragraphs(lines: list[Line], join_lines: bool) -> list[tuple[str, bool]]:
@@ -131,7 +138,8 @@ def _paragraphs(lines: list[Line], join_lines: bool) -> list[tuple[str, bool]]:
 
 
 # --- the '_' that replaced quotes, apostrophes and dashes in some scraped feeds -------------
-_PROTECTED = re.compile(r"`[^`\n]*`|\S*(?:://|www\.|@)\S*|\S+\.(?:com|org|net|gov|edu|html?)\b\S*")
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+_URLISH = re.compile(r"://|www\.|@|\.(?:com|org|net|gov|edu|html?)\b")
 _WORD = re.compile(r"\w+")
 _LETTERS = r"[^\W\d_]"
 _CONTRACTION = re.compile(rf"^(?P<w>(?:{_LETTERS}|\x00)+)_(?P<s>s|t|re|ve|ll|d|m)$")
@@ -155,14 +163,23 @@ def _contraction(m: re.Match[str]) -> str:
     return lead + hidden.replace("_", "'").replace("\x00", "__") + trail
 
 
-def _masked(text: str, fn: object) -> str:
-    """Apply ``fn`` to the parts of ``text`` that are not URLs, e-mail addresses or code."""
-    out, pos = [], 0
-    for m in _PROTECTED.finditer(text):
-        out.append(fn(text[pos : m.start()]))  # type: ignore[operator]
-        out.append(m.group())
-        pos = m.end()
-    out.append(fn(text[pos:]))  # type: ignore[operator]
+def _masked(text: str, fn: Callable[[str], str]) -> str:
+    """Apply ``fn`` to the runs of ``text`` that are not code spans, URLs or e-mail addresses."""
+    out: list[str] = []
+    run: list[str] = []
+    pieces = _CODE_SPAN.split(text)
+    spans = _CODE_SPAN.findall(text)
+    for k, piece in enumerate(pieces):
+        for token in re.split(r"(\s+)", piece):  # tokens, not one regex: linear on long lines
+            if token and not token.isspace() and _URLISH.search(token):
+                out += [fn("".join(run)), token]
+                run = []
+            else:
+                run.append(token)
+        if k < len(spans):
+            out += [fn("".join(run)), spans[k]]
+            run = []
+    out.append(fn("".join(run)))
     return "".join(out)
 
 
@@ -223,6 +240,12 @@ def clean_lines(
 ) -> Cleaned:
     """Boilerplate removal, paragraph building and punctuation repair on prepared lines."""
     bp = find_boilerplate(lines, keep_comments=keep_comments, find_title=find_title, pdf=pdf)
+    if bp.title is not None and all(
+        r is not None for ln, r in zip(lines, bp.reasons, strict=True) if ln.text
+    ):
+        # The "title" was the only text left: it is the article, not a heading.
+        bp = find_boilerplate(lines, keep_comments=keep_comments, find_title=False, pdf=pdf)
+        bp.title = bp.title or next((ln.text for ln in lines if ln.text), None)
     kept = [ln if r is None else Line("") for ln, r in zip(lines, bp.reasons, strict=True)]
     pairs = _paragraphs(kept, join_lines)
     prose = repair_underscores([p for p, code in pairs if not code])

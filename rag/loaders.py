@@ -36,6 +36,9 @@ DOCX_MAX_RATIO = 20
 DOCX_MAX_MEMBERS = 5000
 _LOOKS_HTML = re.compile(r"^\s*(?:<!doctype html|<html\b)", re.I)
 _HAS_TAGS = re.compile(r"<(?:p|div|br|span|a|h[1-6]|article|body|html|li)\b[^>]*>", re.I)
+# PDF text has no blank lines: a short first line before a capitalised one is set apart as a
+# heading, so the title rule of the cleaner can see it.
+_PDF_TITLE = re.compile(r"\A([^\n]{1,120}[^\n.,;:])\n(?=[A-Z0-9\"“‘])")
 _TEXT_KEYS = ("text", "content", "body", "article", "full_text", "maintext")
 _DATE_KEYS = ("date", "published", "published_at", "publish_date", "pub_date", "datePublished")
 _URL_KEYS = ("url", "link", "source_url", "canonical_url")
@@ -179,6 +182,8 @@ def _load_pdf(path: Path, data: bytes, settings: Settings) -> list[Document]:
             raw = page.extract_text() or ""
         except Exception:  # noqa: BLE001 - one broken page must not lose the others
             continue
+        if not pieces:
+            raw = _PDF_TITLE.sub(r"\1\n\n", raw.lstrip(), count=1)
         cleaned = clean_article(raw, keep_comments=settings.keep_comments, pdf=True,
                                 find_title=not pieces)  # fmt: skip
         if cleaned.text.strip():

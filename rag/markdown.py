@@ -14,6 +14,7 @@ _SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
 _RULE = re.compile(r"^\s{0,3}(?:(?:-\s*){3,}|(?:\*\s*){3,}|(?:_\s*){3,})$")
 _QUOTE = re.compile(r"^\s{0,3}(?:>\s?)+")
 _BULLET = re.compile(r"^[*+]\s+")
+_ITEM = re.compile(r"^(?:-|\d{1,3}[.)])\s")
 _REF_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s+\S+")
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^()\s]*(?:\([^)]*\))?[^()\s]*)(?:\s+\"[^\"]*\")?\)")
 _LINK = re.compile(r"\[([^\]]+)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
@@ -95,6 +96,10 @@ def markdown_lines(text: str, removals: list[Removal], extra: dict[str, str]) ->
             continue
         body = _QUOTE.sub("", line)
         indent = len(body) - len(body.lstrip(" \t"))
-        body = _BULLET.sub("- ", body.strip())
-        lines.append(Line(_inline(body, removals), indent))
+        text = _inline(_BULLET.sub("- ", body.strip()), removals)
+        prev = lines[-1] if lines else None
+        if text and prev and prev.text and not prev.verbatim and not _ITEM.match(text):
+            prev.text = f"{prev.text} {text}"  # a soft line break inside a paragraph
+        else:
+            lines.append(Line(text, indent))
     return lines
