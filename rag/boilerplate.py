@@ -43,6 +43,12 @@ NAVIGATION = _whole(
     r"|home|back to top|toggle navigation|search(?: this (?:blog|site))?|(?:log|sign) ?in"
     r"|newer posts?\s*older posts?(?:\s*home)?|older posts?|newer posts?|home\s*[»>›].{0,80}"
 )
+# Outside the page header only unmistakable navigation goes: a lone "Home" or "Search" may be
+# a subheading of the article.
+NAVIGATION_ANYWHERE = _whole(
+    r"pages?\s*[-–—:]\s*menu|skip to (?:main )?content|skip navigation|back to top"
+    r"|toggle navigation|newer posts?\s*older posts?(?:\s*home)?|home\s*[»>›].{0,80}"
+)
 _MENU_SEPARATORS = re.compile(r"\s+[|•·»›]\s+")
 SHARE = re.compile(
     r"read more|continue reading|read the (?:full|rest of the) (?:story|article)"
@@ -175,7 +181,8 @@ def _comment_start(lines: list[Line]) -> int | None:
                 break
             if NUMBERED.match(texts[j]):
                 first_item = j
-        if first_item is not None and NUMBERED.match(texts[first_item]).group(1) == "1":  # type: ignore[union-attr]
+        first_number = NUMBERED.match(texts[first_item]) if first_item is not None else None
+        if first_item is not None and first_number and first_number.group(1) == "1":
             candidates.append(first_item)
     return min(candidates) if candidates else None
 
@@ -296,9 +303,8 @@ def _mark_anywhere(mk: _Marker, pdf: bool) -> None:
             mk.mark(i, "share links")
         elif ADVERT.match(text):
             mk.mark(i, "advertisement")
-        elif len(text) < 200 and (NAVIGATION.match(text) or _is_menu(text)):
-            if text.lower() not in {"home", "menu", "search"}:  # common words alone: too weak
-                mk.mark(i, "navigation")
+        elif len(text) < 200 and NAVIGATION_ANYWHERE.match(text):
+            mk.mark(i, "navigation")  # not '|' menus here: a table row looks the same
         elif re.match(r"^posted by\b.{1,80}\bat \d{1,2}:\d{2}", text, re.I):
             mk.byline(i)
         elif pdf and PAGE_NUMBER.match(text):

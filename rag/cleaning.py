@@ -60,7 +60,8 @@ def normalize_chars(raw: str) -> str:
     text = _LONE_SURROGATE.sub("", text)
     text = _LINE_BREAKS.sub("\n", text)
     text = text.replace("\x00", "")
-    text = ftfy.fix_text(text, _FTFY)
+    if not text.isascii():  # pure ASCII has no mojibake to repair; ftfy is the slow step
+        text = ftfy.fix_text(text, _FTFY)
     text = _JUNK.sub("", text)
     return unicodedata.normalize("NFC", text)
 
@@ -140,7 +141,7 @@ def _paragraphs(lines: list[Line], join_lines: bool) -> list[tuple[str, bool]]:
 # --- the '_' that replaced quotes, apostrophes and dashes in some scraped feeds -------------
 _CODE_SPAN = re.compile(r"`[^`\n]*`")
 _URLISH = re.compile(r"://|www\.|@|\.(?:com|org|net|gov|edu|html?)\b")
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"\w*_\w*")  # words with an underscore
 _LETTERS = r"[^\W\d_]"
 _CONTRACTION = re.compile(rf"^(?P<w>(?:{_LETTERS}|\x00)+)_(?P<s>s|t|re|ve|ll|d|m)$")
 _OPEN = re.compile(rf"(?:^|(?<=[\s(\[{{—–-]))_(?={_LETTERS}|\d)")
@@ -208,6 +209,9 @@ def repair_underscores(paragraphs: list[str]) -> list[str]:
     """
     out = []
     for p in paragraphs:
+        if "_" not in p:
+            out.append(p)
+            continue
         p = _masked(p, lambda s: re.sub(r"(?:^|(?<= ))_(?= )", "—", s))
         p = _masked(p, lambda s: _WORD.sub(_contraction, s))
         out.append(p)

@@ -171,9 +171,9 @@ def _load_pdf(path: Path, data: bytes, settings: Settings) -> list[Document]:
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted:
         try:
-            opened = reader.decrypt("")
+            opened = bool(reader.decrypt(""))
         except Exception:  # noqa: BLE001 - e.g. AES without the cryptography package
-            opened = 0
+            opened = False
         if not opened:
             raise SkipFile("encrypted PDF: it needs a password")
     pieces: list[tuple[int, Cleaned]] = []
@@ -191,7 +191,10 @@ def _load_pdf(path: Path, data: bytes, settings: Settings) -> list[Document]:
     if not pieces:
         raise SkipFile("PDF has no text layer (scanned or image-only?): run OCR on it first")
     # Pages are cleaned one by one and joined, so every span is an offset into the final text.
-    spans, parts, removals, pos = [], [], [], 0
+    spans: list[PageSpan] = []
+    parts: list[str] = []
+    removals: list[Removal] = []
+    pos = 0
     for number, cleaned in pieces:
         if parts:
             pos += 2

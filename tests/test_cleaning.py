@@ -264,3 +264,16 @@ def test_long_lines_do_not_hang() -> None:
     raw = "Title\n\n" + ("word " * 20_000) + "\n\n" + ("x" * 100_000)
     text, _ = clean_text(raw)
     assert len(text) > 190_000
+
+
+def test_table_rows_and_subheadings_inside_the_body_are_kept() -> None:
+    body = [
+        "The port publishes its fees every year, and this year the table runs to three columns "
+        "and a dozen rows, more than ever before in the history of the crossing.",
+        "Trucks | Buses | Cars",
+        "Home",
+        "Search",
+        "The fees take effect in January.",
+    ]
+    text, _ = clean_text("Port fees\n\n" + "\n\n".join(body))
+    assert text.split("\n\n") == body

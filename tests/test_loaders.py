@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from rag.errors import InputError, SkipFile
 from rag.loaders import SUPPORTED_SUFFIXES, inspect_file, load_file
 from rag.settings import Settings
+from rag.types import Document
 
 FIXTURES = Path(__file__).parent / "fixtures" / "articles"
 
@@ -28,7 +29,7 @@ def _expected(name: str) -> list[str]:
     return (FIXTURES / name).read_text(encoding="utf-8").strip().split("\n\n")
 
 
-def _one(path: Path, cfg: Settings):  # type: ignore[no-untyped-def]
+def _one(path: Path, cfg: Settings) -> Document:
     docs = load_file(path, cfg)
     assert len(docs) == 1
     return docs[0]
