@@ -9,7 +9,12 @@ from rag.types import Chunk, content_hash
 
 # Words that end with a period without ending the sentence ("Cmdr. Armando Trevino", "U.S. agents").
 _ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "gen", "col", "lt", "sgt", "capt", "cmdr", "adm", "gov", "sen", "rep", "rev", "hon", "pres", "supt", "insp", "det", "cpl", "maj", "brig", "fr", "no", "nos", "vol", "vs", "etc", "inc", "ltd", "co", "corp", "bros", "dept", "est", "approx", "fig", "al", "e.g", "i.e", "a.m", "p.m", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "e.u", "d.c"]
+    (
+        "mr mrs ms dr prof sr jr st mt gen col lt sgt capt cmdr adm gov sen rep rev hon pres "
+        "supt insp det cpl maj brig fr no nos vol vs etc inc ltd co corp bros dept est approx "
+        "fig al e.g i.e a.m p.m jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n e.u "
+        "d.c"
+    ).split()
 )
 
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, then whitespace.
@@ -80,11 +85,18 @@ def split_sentences(text: str, max_chars: int = 2000) -> list[tuple[int, int]]:
 
 
 def chunk_article(
-    article_id: str, text: str, *, chunk_chars: int = 700, overlap_sentences: int = 1
+    article_id: str,
+    text: str,
+    *,
+    chunk_chars: int = 700,
+    overlap_sentences: int = 1,
+    paragraph_fill: float = 1.0,
 ) -> list[Chunk]:
     """Group whole sentences into chunks of about ``chunk_chars``, repeating ``overlap_sentences``.
 
-    Each chunk is ``text[start:end]``; together the chunks cover every sentence of the text.
+    A chunk that is already ``paragraph_fill`` of the target ends at a paragraph break rather than
+    spilling into the next paragraph (1.0: paragraphs are ignored). Each chunk is
+    ``text[start:end]``; together the chunks cover every sentence of the text.
     """
     if chunk_chars < 1:
         raise ValueError("chunk_chars must be positive")
@@ -96,6 +108,9 @@ def chunk_article(
     while i < len(sentences):
         j = i + 1
         while j < len(sentences) and sentences[j][1] - sentences[i][0] <= chunk_chars:
+            filled = sentences[j - 1][1] - sentences[i][0] >= paragraph_fill * chunk_chars
+            if filled and "\n\n" in text[sentences[j - 1][1] : sentences[j][0]]:
+                break
             j += 1
         start, end = sentences[i][0], sentences[j - 1][1]
         body = text[start:end]
