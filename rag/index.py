@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -16,9 +17,11 @@ import numpy as np
 from rag.errors import CorruptIndex
 from rag.lexical import LexicalIndex
 from rag.store import (
+    CHECKSUM_ON_OPEN_BYTES,
     SCHEMA,
     IndexStore,
     Manifest,
+    check_files,
     check_model,
     empty_vectors,
     load_vectors,
@@ -29,6 +32,8 @@ from rag.store import (
 )
 from rag.types import Article, Chunk, PageSpan
 
+_REQUIRED = ("meta.sqlite", "vectors.faiss")
+_OPEN_ATTEMPTS = 5
 _ARTICLE_COLUMNS = "id, source, title, text, date, author, url, site, group_id, pages"
 
 
@@ -53,20 +58,23 @@ def pages_of(row_pages: str | None) -> tuple[PageSpan, ...]:
 
 
 class _Snapshot:
-    """One loaded, immutable snapshot."""
+    """One loaded, immutable snapshot; its vectors and lexical index live in memory."""
 
-    def __init__(self, store: IndexStore, model_id: str | None) -> None:
-        self.path = store.current_snapshot()
+    def __init__(self, store: IndexStore, path: Path, model_id: str | None) -> None:
+        self.path = path
         self.manifest = Manifest.read(self.path)
         check_model(self.manifest, model_id, store.dir)
-        for name in ("meta.sqlite", "vectors.faiss"):
-            info = self.manifest.files.get(name)
-            path = self.path / name
-            if info is None or not path.is_file() or path.stat().st_size != info["size"]:
-                raise CorruptIndex(f"{path} is missing or truncated; {rebuild_hint(store.dir)}")
+        problems = [f"{n}: not in the manifest" for n in _REQUIRED if n not in self.manifest.files]
+        problems += check_files(self.path, self.manifest, CHECKSUM_ON_OPEN_BYTES)
+        if problems:
+            raise CorruptIndex(
+                f"index snapshot {self.path} is damaged ({'; '.join(problems[:3])}); "
+                f"{rebuild_hint(store.dir)}"
+            )
         try:
             self.vectors = load_vectors(self.path / "vectors.faiss")
             self.lexical = LexicalIndex.load(self.path / "lexical")
+            # SQLite opens the file now and keeps it open: the folder may be collected later.
             self.db = open_metadata(self.path / "meta.sqlite", readonly=True)
         except CorruptIndex as e:
             raise CorruptIndex(f"{e}; {rebuild_hint(store.dir)}") from e
@@ -75,30 +83,57 @@ class _Snapshot:
                 f"index parts disagree ({self.vectors.ntotal} vectors, {len(self.lexical)} lexical "
                 f"entries, {self.manifest.chunks} chunks); {rebuild_hint(store.dir)}"
             )
+        self.articles: dict[str, Article] = {}  # cache; articles never change within a snapshot
+
+    @classmethod
+    def open_current(cls, store: IndexStore, model_id: str | None) -> _Snapshot:
+        """Load the committed snapshot. A writer may commit twice while we load and so collect the
+        folder we are reading: then CURRENT has moved on and we load the newer one instead."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            path = store.current_snapshot()
+            try:
+                return cls(store, path, model_id)
+            except CorruptIndex:
+                if attempt == _OPEN_ATTEMPTS - 1 or store.current_snapshot() == path:
+                    raise
+        raise AssertionError("unreachable")
 
 
 class IndexReader:
-    """Read access to the committed index; safe to share between threads."""
+    """Read access to the committed index; safe to share between threads.
+
+    Each thread sees one snapshot until it calls :meth:`refresh`, so the several lookups that
+    make up one search (vector ids, then their rows) never mix two commits, even while another
+    thread switches to a newer one. A thread that never refreshes keeps the snapshot it first saw.
+    """
 
     def __init__(self, store: IndexStore, model_id: str | None = None) -> None:
         self.store = store
         self.model_id = model_id
-        self._lock = threading.RLock()
-        self._snap = _Snapshot(store, model_id)
-        self._articles: dict[str, Article] = {}
+        self._lock = threading.RLock()  # one SQLite query at a time per reader
+        self._load_lock = threading.Lock()  # one thread loads a new snapshot, the others wait
+        self._latest = _Snapshot.open_current(store, model_id)
+        self._local = threading.local()
+
+    @property
+    def _snap(self) -> _Snapshot:
+        snap: _Snapshot | None = getattr(self._local, "snap", None)
+        if snap is None:
+            snap = self._local.snap = self._latest
+        return snap
 
     @property
     def manifest(self) -> Manifest:
         return self._snap.manifest
 
     def refresh(self) -> bool:
-        """Switch to a newer committed snapshot if there is one; True if it switched."""
-        if self.store.current_snapshot() == self._snap.path:
-            return False
-        snap = _Snapshot(self.store, self.model_id)
-        with self._lock:
-            self._snap, self._articles = snap, {}
-        return True
+        """Move this thread to the newest committed snapshot; True if what it sees changed."""
+        before = self._snap
+        with self._load_lock:
+            if self.store.current_snapshot() != self._latest.path:
+                self._latest = _Snapshot.open_current(self.store, self.model_id)
+            self._local.snap = self._latest
+        return self._latest is not before
 
     # --- search -------------------------------------------------------------------------------
     def dense_search(
@@ -136,20 +171,22 @@ class IndexReader:
 
     # --- metadata ------------------------------------------------------------------------------
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        snap = self._snap
         with self._lock:
-            return self._snap.db.execute(sql, args).fetchall()
+            return snap.db.execute(sql, args).fetchall()
 
     def article(self, article_id: str) -> Article:
-        cached = self._articles.get(article_id)
+        cache = self._snap.articles
+        cached = cache.get(article_id)
         if cached is not None:
             return cached
         rows = self._query(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,))
         if not rows:
             raise KeyError(article_id)
         article = _article_from_row(rows[0])
-        if len(self._articles) > 2048:
-            self._articles.clear()
-        self._articles[article_id] = article
+        if len(cache) > 2048:
+            cache.clear()
+        cache[article_id] = article
         return article
 
     def chunks(self, rowids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
@@ -268,10 +305,12 @@ class IndexWriter:
     def __init__(self, store: IndexStore, model_id: str, dimension: int) -> None:
         self.store = store
         self.model_id = model_id
+        if store.exists():
+            store.tidy()
         self.staging = new_staging(store)
         self.changed = False
         if store.exists():
-            snap = _Snapshot(store, model_id)
+            snap = _Snapshot.open_current(store, model_id)
             src = snap.db
             self.db = sqlite3.connect(self.staging / "meta.sqlite", check_same_thread=False)
             src.backup(self.db)

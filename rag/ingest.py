@@ -147,7 +147,13 @@ class Ingestor:
         settings: Settings,
         embedder: Embedder,
         progress: Progress | None = None,
+        commit_every: float = _COMMIT_EVERY_SECONDS,
     ) -> None:
+        """``commit_every``: seconds between intermediate commits of a long ingest (0: after every
+        embedding batch; crash tests use that to put many commits in a small ingest)."""
+        if commit_every < 0:
+            raise ValueError(f"commit_every must be >= 0, not {commit_every}")
+        self.commit_every = commit_every
         self.settings = settings
         self.embedder = embedder
         self.progress = progress or (lambda stage, done, total: None)
@@ -211,7 +217,7 @@ class Ingestor:
             if pending_chunks >= 4 * self.settings.embed_batch_size:
                 self._flush(pending, writer, report)
                 pending, pending_chunks = [], 0
-                if time.monotonic() - last_commit > _COMMIT_EVERY_SECONDS:
+                if time.monotonic() - last_commit >= self.commit_every:
                     writer.commit()
                     last_commit = time.monotonic()
         self._flush(pending, writer, report)
@@ -250,6 +256,7 @@ class Ingestor:
             doc.text,
             chunk_chars=self.settings.chunk_chars,
             overlap_sentences=self.settings.chunk_overlap_sentences,
+            paragraph_fill=self.settings.chunk_paragraph_fill,
         )
         texts = [embedding_text(doc.title, c.text) for c in chunks]
         hashes = [content_hash(t) for t in texts]

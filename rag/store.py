@@ -35,7 +35,7 @@ from rag.errors import CorruptIndex, IndexBusy, IndexMissing, ModelMismatch
 from rag.lexical import LexicalIndex
 
 FORMAT_VERSION = 1
-_KEEP_SNAPSHOTS = 2  # the current one and its predecessor, for readers still holding it
+FIRST_SNAPSHOT = "snap-00000001"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -142,7 +142,14 @@ class IndexStore:
         if not self.dir.exists():
             raise IndexMissing(f"no index at {self.dir}: add articles first with: rag ingest PATH")
         if not pointer.is_file():
-            if self.snapshots_dir.is_dir() and any(self.snapshots_dir.glob("snap-*")):
+            snaps = (
+                {p.name for p in self.snapshots_dir.glob("snap-*")}
+                if self.snapshots_dir.is_dir()
+                else set()
+            )
+            # The first commit renames its folder into place before it writes CURRENT: a crash
+            # in between leaves exactly that folder, and no index was ever committed.
+            if snaps - {FIRST_SNAPSHOT}:
                 raise CorruptIndex(f"{pointer} is missing; {rebuild_hint(self.dir)}")
             raise IndexMissing(f"no index at {self.dir}: add articles first with: rag ingest PATH")
         try:
@@ -180,20 +187,33 @@ class IndexStore:
 
     def publish(self, staging: Path) -> Path:
         """Rename a fully written staging folder into place and make it current (lock held)."""
+        previous = self.current_snapshot().name if self.exists() else None
         final = self.snapshots_dir / self.next_snapshot_name()
         os.replace(staging, final)
         fsync_dir(self.snapshots_dir)
         atomic_write_text(self.dir / "CURRENT", json.dumps({"snapshot": final.name}))
-        self.collect_garbage(keep=final.name)
+        self.collect_garbage(keep={final.name} | ({previous} if previous else set()))
         return final
 
-    def collect_garbage(self, keep: str) -> None:
-        """Drop abandoned staging folders and all but the newest committed snapshots."""
+    def tidy(self) -> None:
+        """Drop what a crashed writer left behind (lock held): staging folders, a snapshot renamed
+        into place whose commit never switched CURRENT, snapshots a killed commit did not collect.
+        The current snapshot and the one before it stay."""
+        current = self.current_snapshot().name
+        older = sorted(p.name for p in self.snapshots_dir.glob("snap-*") if p.name < current)
+        self.collect_garbage(keep={current, *older[-1:]})
+
+    def collect_garbage(self, keep: set[str]) -> None:
+        """Drop abandoned staging folders and every snapshot but ``keep`` (lock held).
+
+        ``keep`` is the new current snapshot and the one it replaced (a reader may be loading it
+        right now). A folder left by a commit that crashed before switching CURRENT goes too.
+        """
         for tmp in self.snapshots_dir.glob("tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
-        snaps = sorted(p for p in self.snapshots_dir.glob("snap-*") if p.name != keep)
-        for old in snaps[: max(0, len(snaps) - (_KEEP_SNAPSHOTS - 1))]:
-            shutil.rmtree(old, ignore_errors=True)
+        for old in self.snapshots_dir.glob("snap-*"):
+            if old.name not in keep:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def open_metadata(path: Path, readonly: bool) -> sqlite3.Connection:
@@ -229,21 +249,37 @@ def check_model(manifest: Manifest, model_id: str | None, index_dir: Path) -> No
         )
 
 
+# Files up to this size have their checksum verified every time a snapshot is opened (about 0.2 s
+# for the largest); bigger ones only their size. ``rag check`` verifies every checksum.
+CHECKSUM_ON_OPEN_BYTES = 64 * 1024 * 1024
+
+
+def check_files(snap: Path, manifest: Manifest, checksum_limit: int) -> list[str]:
+    """Files of a snapshot that are missing, resized, or (when at most ``checksum_limit`` bytes)
+    whose content differs from what was committed."""
+    problems: list[str] = []
+    for name, info in sorted(manifest.files.items()):
+        path = snap / name
+        try:
+            size = path.stat().st_size
+            if size != info.get("size"):
+                problems.append(f"{name}: size {size} != recorded {info.get('size')}")
+            elif size <= checksum_limit and file_sha256(path) != info.get("sha256"):
+                problems.append(f"{name}: checksum differs from the one recorded at commit")
+        except FileNotFoundError:
+            problems.append(f"{name}: missing")
+        except OSError as e:
+            problems.append(f"{name}: unreadable ({e.strerror or e})")
+    return problems
+
+
 def verify_snapshot(snap: Path, checksums: bool = False) -> list[str]:
     """Problems found in a snapshot folder: missing files, sizes, checksums, disagreeing counts."""
-    problems: list[str] = []
     try:
         manifest = Manifest.read(snap)
     except CorruptIndex as e:
         return [str(e)]
-    for name, info in manifest.files.items():
-        path = snap / name
-        if not path.is_file():
-            problems.append(f"{name}: missing")
-        elif path.stat().st_size != info.get("size"):
-            problems.append(f"{name}: size {path.stat().st_size} != recorded {info.get('size')}")
-        elif checksums and file_sha256(path) != info.get("sha256"):
-            problems.append(f"{name}: checksum differs from the one recorded at commit")
+    problems = check_files(snap, manifest, checksum_limit=(1 << 62) if checksums else -1)
     if problems:
         return problems
     try:

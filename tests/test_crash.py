@@ -1,0 +1,241 @@
+"""Crash safety: an ingest killed with SIGKILL at a random moment leaves the last committed index.
+
+A child process ingests ~40 generated articles with the fake embedder, committing after every
+small batch, and logs each commit: "begin" with the article ids it is about to publish, "done"
+after ``commit`` returned. The parent kills it after a seeded random delay, then checks that the
+index opens (or is cleanly absent before the first commit), passes the full integrity check, holds
+exactly the last committed state (the last "done", or the "begin" after it when the kill landed
+inside a commit), answers questions, and that rerunning the ingest completes it without embedding
+again what was committed. Children are forked from a preloaded server so a trial costs little more
+than the ingest itself.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.cli import run as cli_run
+from rag.errors import IndexMissing
+from rag.index import IndexReader
+from rag.ingest import Ingestor
+from rag.settings import Settings
+from rag.store import IndexStore, verify_snapshot
+from rag.system import System
+from tests.conftest import HashEmbedder
+from tests.synthetic import questions, write_articles
+
+N_ARTICLES = 40
+SEED = 20240611
+
+_CTX = mp.get_context("forkserver")
+# The server imports this module (and so rag, numpy, faiss) once; each child is a cheap fork of it.
+_CTX.set_forkserver_preload([__name__])
+
+
+def _settings(index_dir: Path) -> Settings:
+    # Batches of 4 passages: a commit every one or two articles.
+    return Settings(index_dir=index_dir, embed_batch_size=1, lock_timeout=30)
+
+
+def _child(index_dir: str, folder: str, log_path: str, fsync: str, slow_sync: bool) -> None:
+    """Ingest ``folder`` into ``index_dir``, logging commits to ``log_path`` (runs in the child)."""
+    from rag.index import IndexWriter
+
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def log(event: dict[str, Any]) -> None:
+        os.write(fd, (json.dumps(event) + "\n").encode())
+
+    real_commit = IndexWriter.commit
+
+    def logged_commit(self: IndexWriter) -> Any:
+        ids = sorted(r[0] for r in self.db.execute("SELECT id FROM articles"))
+        log({"event": "begin", "ids": ids})
+        manifest = real_commit(self)
+        log({"event": "done", "snapshot": manifest.snapshot, "ids": ids})
+        return manifest
+
+    IndexWriter.commit = logged_commit  # type: ignore[method-assign]
+    real_fsync = os.fsync
+    if fsync == "slow":
+        # Stretch every fsync so that most kills land inside a commit's write-and-sync phase.
+        def slow(fileno: int) -> None:
+            real_fsync(fileno)
+            time.sleep(0.001)
+
+        os.fsync = slow
+    elif fsync == "none":
+        # A SIGKILL loses nothing the kernel already has: fsync only matters for power loss, so
+        # most trials skip it and run (and get killed) faster.
+        os.fsync = lambda fileno: None
+    if slow_sync:
+        # Stretch the removal of vanished files, so that kills land in the sync phase too.
+        real_remove = IndexWriter.remove_source
+
+        def slow_remove(self: IndexWriter, source: str) -> None:
+            time.sleep(0.01)
+            real_remove(self, source)
+
+        IndexWriter.remove_source = slow_remove  # type: ignore[method-assign]
+    log({"event": "start"})
+    Ingestor(_settings(Path(index_dir)), HashEmbedder(), commit_every=0.0).run([folder])
+    log({"event": "finished"})
+
+
+def _events(log_path: Path) -> list[dict[str, Any]]:
+    if not log_path.exists():
+        return []
+    lines = log_path.read_text().split("\n")
+    return [json.loads(line) for line in lines[:-1]]  # the last piece is "" or a torn line
+
+
+def _spawn(index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool) -> Any:
+    proc = _CTX.Process(target=_child, args=(str(index), str(folder), str(log), fsync, slow_sync))
+    proc.start()
+    deadline = time.monotonic() + 60
+    while not any(e["event"] == "start" for e in _events(log)):
+        assert proc.exitcode is None, "the ingest child died before starting"
+        assert time.monotonic() < deadline, "the ingest child never started"
+        time.sleep(0.005)
+    return proc
+
+
+def _reference_run(index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool) -> float:
+    """Ingest to the end once: how long a full run takes after its start line."""
+    proc = _spawn(index, folder, log, fsync, slow_sync)
+    started = time.monotonic()
+    proc.join(120)
+    assert proc.exitcode == 0
+    assert _events(log)[-1]["event"] == "finished"
+    return time.monotonic() - started
+
+
+def _allowed_states(events: list[dict[str, Any]], before: frozenset[str] | None) -> list[Any]:
+    """States the index may hold after a kill: the last committed one, or the one being committed."""
+    last_done: frozenset[str] | None = before
+    pending: frozenset[str] | None = None
+    for e in events:
+        if e["event"] == "begin":
+            pending = frozenset(e["ids"])
+        elif e["event"] == "done":
+            last_done, pending = frozenset(e["ids"]), None
+    return [last_done] if pending is None else [last_done, pending]
+
+
+def _index_ids(index: Path) -> frozenset[str] | None:
+    """Article ids the committed index holds (None: no index), after the full integrity check."""
+    store = IndexStore(index)
+    try:
+        reader = IndexReader(store, "hash-64")
+    except IndexMissing:
+        return None
+    assert verify_snapshot(store.current_snapshot(), checksums=True) == []
+    ids = frozenset(a["id"] for a in reader.list_articles())
+    assert reader.manifest.articles == len(ids)
+    return ids
+
+
+def _answers(index: Path, ids: frozenset[str]) -> None:
+    system = System(_settings(index), embedder=HashEmbedder())
+    for q in questions(SEED, 3):
+        hits = system.search(q)
+        assert hits and all(h.article.id in ids for h in hits)
+        answer = system.ask(q)
+        for c in answer.citations:
+            assert system.reader().article(c.article_id).text[c.start : c.end] == c.quote
+
+
+def _trial(
+    rng: random.Random,
+    index: Path,
+    folder: Path,
+    log: Path,
+    duration: float,
+    before: frozenset[str] | None,
+    final: frozenset[str],
+    fsync: str = "none",
+    slow_sync: bool = False,
+) -> str:
+    """One kill: spawn, kill after a random delay, check the state, rerun to completion."""
+    log.unlink(missing_ok=True)
+    proc = _spawn(index, folder, log, fsync, slow_sync)
+    time.sleep(rng.uniform(0.0, duration * 1.05))
+    proc.kill()
+    proc.join(30)
+    events = _events(log)
+    allowed = _allowed_states(events, before)
+    ids = _index_ids(index)
+    assert ids in allowed, f"index holds {None if ids is None else len(ids)} articles after kill"
+    if ids is not None:
+        _answers(index, ids)
+    # Rerun to completion: what was committed is not embedded again.
+    report = Ingestor(_settings(index), HashEmbedder()).run([folder])
+    assert _index_ids(index) == final
+    assert len(report.skipped) == 0
+    assert cli_run(["--index", str(index), "check"]) == 0
+    snapshots = index / "snapshots"
+    assert not list(snapshots.glob("tmp-*"))
+    assert len(list(snapshots.glob("snap-*"))) <= 2
+    landed = events[-1]["event"] if events else "none"
+    return "inside commit" if landed == "begin" else landed
+
+
+@pytest.mark.parametrize(("fsync", "kills"), [("none", 12), ("slow", 8)])
+def test_killed_ingest_leaves_last_commit_and_rerun_completes(
+    tmp_path: Path, fsync: str, kills: int
+) -> None:
+    folder = tmp_path / "articles"
+    write_articles(folder, N_ARTICLES, seed=SEED)
+    ref_index, log = tmp_path / "reference", tmp_path / "log.jsonl"
+    duration = _reference_run(ref_index, folder, log, fsync, False)
+    commits = [e for e in _events(log) if e["event"] == "done"]
+    assert len(commits) >= 10, "the child should commit often"
+    final = frozenset(commits[-1]["ids"])
+    assert len(final) == N_ARTICLES
+
+    rng = random.Random(f"{SEED}-{fsync}")
+    landings = []
+    for n in range(kills):
+        index = tmp_path / f"index{n}"
+        landings.append(_trial(rng, index, folder, log, duration, None, final, fsync))
+        shutil.rmtree(index)
+    # The kills spread over the run: some inside a commit, some between commits.
+    assert "inside commit" in landings, landings
+    assert len(set(landings)) >= 2, landings
+
+
+def test_killed_sync_with_removals_keeps_last_commit(tmp_path: Path) -> None:
+    folder = tmp_path / "articles"
+    write_articles(folder, N_ARTICLES, seed=SEED)
+    base = tmp_path / "base"
+    Ingestor(_settings(base), HashEmbedder()).run([folder])
+    before = _index_ids(base)
+    assert before is not None and len(before) == N_ARTICLES
+    # The next ingest adds five articles, rewrites five and drops fifteen vanished files.
+    for path in sorted(folder.iterdir())[:15]:
+        path.unlink()
+    write_articles(folder, 5, seed=SEED, version=1, first=15)
+    write_articles(folder, 5, seed=SEED, first=N_ARTICLES)
+    log = tmp_path / "log.jsonl"
+    ref_index = tmp_path / "reference"
+    shutil.copytree(base, ref_index)
+    duration = _reference_run(ref_index, folder, log, "none", True)
+    final = _index_ids(ref_index)
+    assert final is not None and len(final) == N_ARTICLES - 15 + 5
+    rng = random.Random(SEED + 7)
+    landings = []
+    for n in range(6):
+        index = tmp_path / f"index{n}"
+        shutil.copytree(base, index)
+        landings.append(_trial(rng, index, folder, log, duration, before, final, slow_sync=True))
+        shutil.rmtree(index)
+    assert len(set(landings)) >= 2, landings
