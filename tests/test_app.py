@@ -208,3 +208,39 @@ def test_missing_model_is_explained(
     errors = texts(at.error)
     assert "embedding model could not be loaded" in errors and "RAG_MODEL" in errors
     assert not at.exception
+
+
+# --- LLM answers ----------------------------------------------------------------------------------
+def test_llm_answer_streams_flags_unsupported_and_explains_failures(
+    monkeypatch: pytest.MonkeyPatch, built_index: System
+) -> None:
+    from openai_server import Fail, OpenAIServer
+
+    with OpenAIServer() as server:
+        at = page(
+            monkeypatch,
+            built_index.settings.index_dir,
+            RAG_LLM="openai:scripted-model",
+            RAG_LLM_BASE_URL=server.base_url,
+            RAG_LLM_TIMEOUT="10",
+        )
+        assert at.radio(key="answer_mode").value == "LLM"
+        server.enqueue(
+            "Chief engineer Maria Lindqvist, who led the repair crew of 140 workers, said the bridge "
+            "is now rated for heavier trucks than before [1]. Lindqvist was born on Mars in 1802 [1]."
+        )
+        at.chat_input(key="question").set_value(QUESTION).run()
+        assert not at.exception
+        assert server.requests and server.requests[-1].get("stream") is True
+        answer = next(m.value for m in at.markdown if m.value.startswith('<div class="answer">'))
+        assert 'class="cite-chip"' in answer
+        flagged = re.search(r'<span class="unsupported"[^>]*>(.*?)</span><span', answer)
+        assert flagged and "Mars" in html.unescape(flagged.group(1))
+        assert "not supported" in texts(at.warning)
+
+        server.enqueue(Fail(500))
+        at.chat_input(key="question").set_value("What did the project cost?").run()
+        assert not at.exception
+        assert "chat model did not answer" in texts(at.error)
+        at.radio(key="answer_mode").set_value("Extractive (offline)").run()
+        assert at.radio(key="answer_mode").value.startswith("Extractive")
