@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.metadata import author_from_byline, date_line, is_byline
+from rag.metadata import author_from_byline, date_line, is_byline, trailing_author
 from rag.types import Removal
 
 
@@ -270,6 +270,7 @@ def _mark_header(mk: _Marker, region_end: int, find_title: bool) -> None:
             else:
                 mk.mark(i, "navigation")
         mk.date = date_line(lines[nonblank[date_at]].text)
+        mk.author = mk.author or trailing_author(lines[nonblank[date_at]].text)
         mk.mark(nonblank[date_at], "date")
         pos = date_at + 1
     for i in nonblank[pos:]:
@@ -280,6 +281,7 @@ def _mark_header(mk: _Marker, region_end: int, find_title: bool) -> None:
             mk.byline(i)
         elif (iso := date_line(text)) is not None:
             mk.date = mk.date or iso
+            mk.author = mk.author or trailing_author(text)
             mk.mark(i, "date")
         elif find_title and mk.title is None and _is_title_like(lines, i):
             mk.title = text

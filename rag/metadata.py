@@ -71,10 +71,22 @@ def parse_date(text: str | None) -> str | None:
     return found[0] if found else None
 
 
+_TRAILING_BY = re.compile(r"\s+by:?\s+(?P<name>[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3})\s*$", re.I)
+
+
+def trailing_author(text: str) -> str | None:
+    """The name in a trailing 'by Name' of a dated line ('Posted on March 3, 2021 by Jo Doe')."""
+    m = _TRAILING_BY.search(text)
+    return m.group("name") if m and m.group("name")[0].isupper() else None
+
+
 def date_line(text: str) -> str | None:
-    """The ISO date if the line is only a date (with weekday, 'Posted on', a time), else None."""
+    """The ISO date if the line is only a date (with weekday, 'Posted on', a time, a trailing
+    'by Name'), else None."""
     if len(text) > 80:
         return None
+    if trailing_author(text):
+        text = text[: _TRAILING_BY.search(text).start()]  # type: ignore[union-attr]
     found = _find_date(text)
     if not found:
         return None

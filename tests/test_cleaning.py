@@ -277,3 +277,17 @@ def test_table_rows_and_subheadings_inside_the_body_are_kept() -> None:
     ]
     text, _ = clean_text("Port fees\n\n" + "\n\n".join(body))
     assert text.split("\n\n") == body
+
+
+def test_dated_line_with_trailing_author_gives_date_and_author() -> None:
+    from rag.cleaning import clean_article
+
+    raw = (
+        "Harbor Bridge reopens\n\nPosted on March 3, 2021 by Staff Writer\n\n"
+        "The bridge reopened on Wednesday after two years of work.\n"
+    )
+    cleaned = clean_article(raw)
+    assert cleaned.date == "2021-03-03"
+    assert cleaned.author == "Staff Writer"
+    assert "Posted on" not in cleaned.text
+    assert cleaned.text.startswith("The bridge reopened")
