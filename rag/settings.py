@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     chunk_overlap_sentences: int = Field(
         1, ge=0, le=10, description="Sentences repeated at the start of the next chunk."
     )
+    chunk_paragraph_fill: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="A chunk this full (share of chunk_chars) ends at a paragraph break; 1 ignores "
+        "paragraphs.",
+    )
     max_file_mb: float = Field(
         20.0, gt=0, description="Files larger than this many MiB are skipped with a message."
     )

@@ -1,0 +1,122 @@
+"""Choose retrieval defaults with the evaluation harness: chunking, what a passage carries, BM25
+parameters and fusion, all scored on the same questions.
+
+For each chunking variant it builds a real index (bundled model, FAISS, BM25) once, takes the dense
+and lexical candidate lists for every question once, and then scores every fusion setting on them.
+
+    python bench/tune_retrieval.py bench/data/squad-v1.1 --chunks 400:1,700:1,1000:1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.evaluate import Passage, load_questions, score_retrieval  # noqa: E402
+from rag.fusion import convex, rrf  # noqa: E402
+from rag.lexical import LexicalIndex  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from rag.system import System  # noqa: E402
+
+
+def fused_rankings(dense, lexical, how: str, w: float, rrf_k: int = 60):  # type: ignore[no-untyped-def]
+    if how == "dense":
+        return dense
+    if how == "lexical":
+        return lexical
+    if how == "rrf":
+        return rrf([dense, lexical], k=rrf_k, weights=[w, 1 - w])
+    return convex(dense, lexical, w)
+
+
+def score(questions, ranks, reader_passages, k: int = 10) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    rows = []
+    for q, ranking in zip(questions, ranks, strict=True):
+        passages = [reader_passages[i] for i, _ in ranking[:k]]
+        rows.append(score_retrieval(q, passages, k=k))
+    return {
+        "hit@1": float(np.mean([r["hits"][1] for r in rows])),
+        "hit@5": float(np.mean([r["hits"][5] for r in rows])),
+        "hit@10": float(np.mean([r["hits"][10] for r in rows])),
+        "mrr@10": float(np.mean([r["reciprocal_rank"] for r in rows])),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("data", type=Path, help="folder with articles/ and questions.jsonl")
+    ap.add_argument(
+        "--chunks", default="500:1:1,800:1:1,800:1:0.5", help="chunk_chars:overlap:paragraph_fill,..."
+    )
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "rag-tune")
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--fetch", type=int, default=50)
+    args = ap.parse_args(argv)
+
+    questions = [q for q in load_questions(args.data / "questions.jsonl") if not q.impossible]
+    if args.limit:
+        questions = questions[: args.limit]
+    base = Settings()
+    system0 = System(base.model_copy(update={"index_dir": Path(tempfile.mkdtemp())}))
+    t = time.perf_counter()
+    qvecs = system0.embedder.embed([q.question for q in questions])
+    print(f"embedded {len(questions)} questions in {time.perf_counter() - t:.1f} s")
+
+    results = []
+    for spec in args.chunks.split(","):
+        size_s, overlap_s, fill = spec.split(":")
+        size, overlap = int(size_s), int(overlap_s)
+        settings = base.model_copy(
+            update={
+                # Built indexes are kept between runs: re-ingesting unchanged articles costs nothing.
+                "index_dir": args.cache / f"{args.data.name}-{size}-{overlap}-{fill}",
+                "chunk_chars": size,
+                "chunk_overlap_sentences": overlap,
+                "chunk_paragraph_fill": float(fill),
+            }
+        )
+        system = System(settings, embedder=system0.embedder)
+        t = time.perf_counter()
+        report = system.ingest([args.data / "articles"])
+        build_s = time.perf_counter() - t
+        reader = system.reader()
+        ids = [r for a in reader.list_articles() for r in reader.rowids_of_article(a["id"])]
+        rows = reader.chunks(ids)
+        passages = {i: Passage(rows[i][1].source, rows[i][0].text) for i in ids}
+        dense = [reader.dense_search(v, args.fetch) for v in qvecs]
+        lex_variants = {"stored": [reader.lexical_search(q.question, args.fetch) for q in questions]}
+        # Alternative BM25 parameters, built in memory from the same passage texts.
+        texts = [f"{rows[i][1].title}\n{rows[i][0].text}" for i in ids]
+        for k1, b in [(1.2, 0.75), (0.9, 0.4), (1.5, 0.9)]:
+            lex = LexicalIndex(k1=k1, b=b)
+            lex.add(np.array(ids, dtype=np.int64), texts)
+            lex_variants[f"k1={k1},b={b}"] = [lex.search(q.question, args.fetch) for q in questions]
+        print(f"\nchunks {size}/{overlap} fill {fill}: {report.chunks_embedded} passages, built in {build_s:.0f} s")
+        for lex_name, lexical in lex_variants.items():
+            grid = [("dense", 1.0), ("lexical", 0.0)] if lex_name == "stored" else []
+            grid += [("convex", w) for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
+            grid += [("rrf", w) for w in (0.4, 0.5, 0.6)]
+            for how, w in grid:
+                ranks = [fused_rankings(d, lx, how, w) for d, lx in zip(dense, lexical, strict=True)]
+                m = score(questions, ranks, passages)
+                results.append((size, overlap, fill, lex_name, how, w, m))
+                print(
+                    f"  {lex_name:14} {how:8} w={w:.1f}  hit@1 {m['hit@1']:.3f}  hit@5 {m['hit@5']:.3f}"
+                    f"  hit@10 {m['hit@10']:.3f}  mrr@10 {m['mrr@10']:.3f}"
+                )
+    best = max(results, key=lambda r: (r[6]["mrr@10"], r[6]["hit@5"]))
+    print(f"\nbest by MRR@10: chunks {best[0]}/{best[1]} fill {best[2]} bm25 {best[3]} {best[4]} w={best[5]}: {best[6]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
