@@ -101,10 +101,11 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     llm_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the chat model.")
     support_threshold: float = Field(
-        0.6,
+        0.45,
         ge=0.0,
         le=1.0,
-        description="Similarity an LLM answer sentence needs to its cited text to count as supported.",
+        description="Cosine an LLM answer sentence needs to its best-matching cited span to count as "
+        "supported (its names and numbers must also occur in a cited passage).",
     )
     max_question_chars: int = Field(
         2000, ge=10, description="Questions longer than this are cut to this many characters."
