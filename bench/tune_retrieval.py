@@ -10,6 +10,7 @@ and lexical candidate lists for every question once, and then scores every fusio
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -38,6 +39,25 @@ def fused_rankings(dense, lexical, how: str, w: float, rrf_k: int = 60):  # type
     return convex(dense, lexical, w)
 
 
+def article_boost(ranking, article_of, gamma: float, top: int = 20):  # type: ignore[no-untyped-def]
+    """Add ``gamma`` times the best score among the other candidates of the same article."""
+    head = ranking[:top]
+    best: dict[str, list[float]] = {}
+    for i, sc in head:
+        best.setdefault(article_of[i], []).append(sc)
+    out = []
+    for i, sc in head:
+        others = sorted(best[article_of[i]], reverse=True)
+        other = (
+            others[1]
+            if others[0] == sc and len(others) > 1
+            else (others[0] if others[0] != sc else 0.0)
+        )
+        out.append((i, sc + gamma * other))
+    out.sort(key=lambda p: -p[1])
+    return out + list(ranking[top:])
+
+
 def score(questions, ranks, reader_passages, k: int = 10) -> dict[str, float]:  # type: ignore[no-untyped-def]
     rows = []
     for q, ranking in zip(questions, ranks, strict=True):
@@ -55,10 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("data", type=Path, help="folder with articles/ and questions.jsonl")
     ap.add_argument(
-        "--chunks", default="500:1:1,800:1:1,800:1:0.5", help="chunk_chars:overlap:paragraph_fill,..."
+        "--chunks",
+        default="500:1:1,800:1:1,800:1:0.5",
+        help="chunk_chars:overlap:paragraph_fill,...",
     )
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "rag-tune")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument(
+        "--gammas",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.0],
+        help="article-context boosts to try (comma list)",
+    )
+    ap.add_argument("--bm25", default="1.2:0.75,0.9:0.4,1.5:0.9", help="k1:b,... alternatives")
     ap.add_argument("--fetch", type=int, default=50)
     args = ap.parse_args(argv)
 
@@ -92,29 +121,40 @@ def main(argv: list[str] | None = None) -> int:
         ids = [r for a in reader.list_articles() for r in reader.rowids_of_article(a["id"])]
         rows = reader.chunks(ids)
         passages = {i: Passage(rows[i][1].source, rows[i][0].text) for i in ids}
+        article_of = {i: rows[i][1].id for i in ids}
         dense = [reader.dense_search(v, args.fetch) for v in qvecs]
-        lex_variants = {"stored": [reader.lexical_search(q.question, args.fetch) for q in questions]}
+        lex_variants = {
+            "stored": [reader.lexical_search(q.question, args.fetch) for q in questions]
+        }
         # Alternative BM25 parameters, built in memory from the same passage texts.
         texts = [f"{rows[i][1].title}\n{rows[i][0].text}" for i in ids]
-        for k1, b in [(1.2, 0.75), (0.9, 0.4), (1.5, 0.9)]:
+        for k1, b in (tuple(float(x) for x in p.split(":")) for p in args.bm25.split(",") if p):
             lex = LexicalIndex(k1=k1, b=b)
             lex.add(np.array(ids, dtype=np.int64), texts)
             lex_variants[f"k1={k1},b={b}"] = [lex.search(q.question, args.fetch) for q in questions]
-        print(f"\nchunks {size}/{overlap} fill {fill}: {report.chunks_embedded} passages, built in {build_s:.0f} s")
+        print(
+            f"\nchunks {size}/{overlap} fill {fill}: {report.chunks_embedded} passages, built in {build_s:.0f} s"
+        )
         for lex_name, lexical in lex_variants.items():
             grid = [("dense", 1.0), ("lexical", 0.0)] if lex_name == "stored" else []
             grid += [("convex", w) for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
             grid += [("rrf", w) for w in (0.4, 0.5, 0.6)]
-            for how, w in grid:
-                ranks = [fused_rankings(d, lx, how, w) for d, lx in zip(dense, lexical, strict=True)]
+            for (how, w), gamma in itertools.product(grid, args.gammas):
+                ranks = [
+                    fused_rankings(d, lx, how, w) for d, lx in zip(dense, lexical, strict=True)
+                ]
+                if gamma:
+                    ranks = [article_boost(r, article_of, gamma) for r in ranks]
                 m = score(questions, ranks, passages)
-                results.append((size, overlap, fill, lex_name, how, w, m))
+                results.append((size, overlap, fill, lex_name, f"{how}+ctx{gamma}", w, m))
                 print(
-                    f"  {lex_name:14} {how:8} w={w:.1f}  hit@1 {m['hit@1']:.3f}  hit@5 {m['hit@5']:.3f}"
-                    f"  hit@10 {m['hit@10']:.3f}  mrr@10 {m['mrr@10']:.3f}"
+                    f"  {lex_name:14} {how:8} w={w:.1f} ctx={gamma:.2f}  hit@1 {m['hit@1']:.3f}  "
+                    f"hit@5 {m['hit@5']:.3f}  hit@10 {m['hit@10']:.3f}  mrr@10 {m['mrr@10']:.3f}"
                 )
     best = max(results, key=lambda r: (r[6]["mrr@10"], r[6]["hit@5"]))
-    print(f"\nbest by MRR@10: chunks {best[0]}/{best[1]} fill {best[2]} bm25 {best[3]} {best[4]} w={best[5]}: {best[6]}")
+    print(
+        f"\nbest by MRR@10: chunks {best[0]}/{best[1]} fill {best[2]} bm25 {best[3]} {best[4]} w={best[5]}: {best[6]}"
+    )
     return 0
 
 

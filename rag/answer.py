@@ -6,8 +6,8 @@ Every quote is a verbatim slice of its article at the offsets given in its citat
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -66,13 +66,42 @@ def kind_match(kind: str | None, sentence: str, question: str) -> float:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class Candidate:
+    """A sentence of a retrieved passage and the features that score it against the question."""
+
     hit_index: int
     start: int  # offsets in the article
     end: int
     text: str
-    score: float
-    cosine: float
+    cosine: float  # embedding similarity to the question
+    overlap: float  # share of the question's key terms (idf-weighted) found in the sentence
+    kind: float  # 1 when it holds the kind of thing asked for (a date for "when", ...)
+    prior: float  # 1 / (1 + rank of its passage)
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the features combine; defaults chosen with bench/tune_answers.py on SQuAD."""
+
+    lexical: float = 0.35
+    kind: float = 0.12
+    rank: float = 0.08
+
+    def score(self, c: Candidate) -> float:
+        return c.cosine + self.lexical * c.overlap + self.kind * c.kind + self.rank * c.prior
+
+
+def sentence_spans(hits: Sequence[Hit]) -> list[tuple[int, int, int, str]]:
+    """(hit index, start, end, text) of every sentence worth quoting in the hits' passages."""
+    spans = []
+    for i, hit in enumerate(hits):
+        base = hit.chunk.start
+        for s, e in split_sentences(hit.chunk.text):
+            text = hit.chunk.text[s:e]
+            if len(text) >= 12 and re.search(r"[A-Za-z]{3}", text):
+                spans.append((i, base + s, base + e, text))
+    return spans
 
 
 class ExtractiveAnswerer:
@@ -82,27 +111,18 @@ class ExtractiveAnswerer:
         self,
         embedder: Embedder,
         settings: Settings,
-        *,
-        lexical_weight: float = 0.35,
-        kind_weight: float = 0.12,
-        rank_weight: float = 0.08,
+        idf: Callable[[Sequence[str]], list[float]] | None = None,
+        weights: Weights | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
-        self.lexical_weight = lexical_weight
-        self.kind_weight = kind_weight
-        self.rank_weight = rank_weight
+        self.idf = idf
+        self.weights = weights or Weights()
 
     def candidates(
         self, question: str, hits: Sequence[Hit], question_vector: np.ndarray | None = None
-    ) -> list[_Candidate]:
-        spans: list[tuple[int, int, int, str]] = []
-        for i, hit in enumerate(hits):
-            base = hit.chunk.start
-            for s, e in split_sentences(hit.chunk.text):
-                text = hit.chunk.text[s:e]
-                if len(text) >= 12 and re.search(r"[A-Za-z]{3}", text):
-                    spans.append((i, base + s, base + e, text))
+    ) -> list[Candidate]:
+        spans = sentence_spans(hits)
         if not spans:
             return []
         qvec = (
@@ -110,26 +130,34 @@ class ExtractiveAnswerer:
         )
         svecs = self.embedder.embed([t for *_, t in spans])
         cosines = svecs @ np.asarray(qvec, dtype=np.float32)
-        q_terms = set(tokenize(question))
+        q_terms = sorted(set(tokenize(question)))
+        weights = dict(
+            zip(q_terms, self.idf(q_terms) if self.idf else [1.0] * len(q_terms), strict=True)
+        )
+        total = sum(weights.values())
         kind = question_kind(question)
         out = []
         for (i, start, end, text), cos in zip(spans, cosines, strict=True):
-            overlap = len(q_terms & set(tokenize(text))) / len(q_terms) if q_terms else 0.0
-            prior = 1.0 / (1 + i)
-            score = (
-                float(cos)
-                + self.lexical_weight * overlap
-                + self.kind_weight * kind_match(kind, text, question)
-                + self.rank_weight * prior
+            found = set(tokenize(text))
+            overlap = sum(w for t, w in weights.items() if t in found) / total if total else 0.0
+            c = Candidate(
+                i,
+                start,
+                end,
+                text,
+                float(cos),
+                overlap,
+                kind_match(kind, text, question),
+                1 / (1 + i),
             )
-            out.append(_Candidate(i, start, end, text, score, float(cos)))
+            out.append(replace(c, score=self.weights.score(c)))
         return out
 
     def answer(
         self, question: str, hits: Sequence[Hit], question_vector: np.ndarray | None = None
     ) -> Answer:
         cands = sorted(self.candidates(question, hits, question_vector), key=lambda c: -c.score)
-        if not cands or cands[0].cosine < self.settings.abstain_threshold:
+        if not cands or not self.answerable(cands):
             return abstain(question, hits)
         chosen = [cands[0]]
         chosen_shingles = [shingles(cands[0].text)]
@@ -143,6 +171,10 @@ class ExtractiveAnswerer:
             chosen_shingles.append(sh)
         return compose(question, hits, chosen)
 
+    def answerable(self, ranked: Sequence[Candidate]) -> bool:
+        """Whether the best sentence is relevant enough to answer from (else: abstain)."""
+        return ranked[0].score >= self.settings.abstain_threshold
+
 
 def abstain(question: str, hits: Sequence[Hit], notes: tuple[str, ...] = ()) -> Answer:
     return Answer(
@@ -155,7 +187,7 @@ def abstain(question: str, hits: Sequence[Hit], notes: tuple[str, ...] = ()) -> 
     )
 
 
-def compose(question: str, hits: Sequence[Hit], chosen: Sequence[_Candidate]) -> Answer:
+def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> Answer:
     """Order quotes readably (best passage first, document order within a passage); one citation each."""
     first_rank = {}
     for rank, c in enumerate(chosen):

@@ -161,6 +161,9 @@ class IndexReader:
         hits = self._snap.lexical.search(query, max(k * 4, k + len(keep) // 2))
         return [(i, s) for i, s in hits if i in keep][:k]
 
+    def idf(self, terms: Sequence[str]) -> list[float]:
+        return self._snap.lexical.idf(terms)
+
     def vectors_for(self, rowids: Sequence[int]) -> np.ndarray:
         vecs = self._snap.vectors
         return (

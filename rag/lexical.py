@@ -199,6 +199,16 @@ class LexicalIndex:
     def __len__(self) -> int:
         return self._n_live
 
+    def idf(self, terms: Sequence[str]) -> list[float]:
+        """BM25 idf of already-tokenised terms; a term the index has never seen gets the highest."""
+        n = self._n_live
+        out = []
+        for t in terms:
+            col = self._vocab.get(t)
+            df = int(self._df[col]) if col is not None and col < len(self._df) else 0
+            out.append(math.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
     def __contains__(self, doc_id: object) -> bool:
         if not isinstance(doc_id, int | np.integer):
             return False

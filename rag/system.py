@@ -173,7 +173,8 @@ class System:
         qvec = retriever.embed_query(standalone)
         hits = retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
         if chat is None:
-            answer = ExtractiveAnswerer(self.embedder, self.settings).answer(standalone, hits, qvec)
+            answerer = ExtractiveAnswerer(self.embedder, self.settings, idf=self.reader().idf)
+            answer = answerer.answer(standalone, hits, qvec)
         else:
             from rag.llm import LLMAnswerer
 
