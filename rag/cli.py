@@ -6,8 +6,10 @@ Exit codes: 0 success, 2 bad input or an index problem (one line on stderr), 1 a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
 
     chk = sub.add_parser("check", help="verify that vectors, lexical index and metadata agree")
     chk.add_argument("--json", action="store_true")
+
+    wa = sub.add_parser("watch", help="keep the index in line with folders as files change")
+    wa.add_argument("paths", nargs="+", type=Path)
+    wa.add_argument("--interval", type=float, default=5.0, help="seconds between checks")
 
     dl = sub.add_parser("delete", help="remove sources from the index")
     dl.add_argument("sources", nargs="+")
@@ -346,6 +352,32 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_BAD_INPUT
 
 
+def _cmd_watch(system: Any, args: argparse.Namespace) -> int:
+    from rag.ingest import discover
+
+    if args.interval <= 0:
+        raise InputError("--interval must be positive")
+
+    def state() -> set[tuple[str, int, int]]:
+        out = set()
+        for path, _ in discover(args.paths):
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                out.add((str(path), st.st_size, st.st_mtime_ns))
+        return out
+
+    print(f"watching {', '.join(map(str, args.paths))} (Ctrl-C stops)")
+    seen: set[tuple[str, int, int]] | None = None
+    while True:
+        now = state()
+        if now != seen:
+            report = system.ingest(args.paths)
+            if seen is None or report.added or report.updated or report.removed:
+                print(time.strftime("%H:%M:%S"), report.summary(), flush=True)
+            seen = now
+        time.sleep(args.interval)
+
+
 def _cmd_delete(system: Any, args: argparse.Namespace) -> int:
     report = system.delete(args.sources)
     print(f"removed {len(report.removed)} source(s)")
@@ -391,7 +423,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         from rag.system import System, require_index
 
         system = System(settings)
-        if args.command != "ingest":
+        if args.command not in ("ingest", "watch"):
             require_index(system)
         handler = {
             "ingest": _cmd_ingest,
@@ -401,6 +433,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             "delete": _cmd_delete,
             "eval": _cmd_eval,
             "chat": _cmd_chat,
+            "watch": _cmd_watch,
         }[args.command]
         return handler(system, args)
     except RagError as e:

@@ -185,3 +185,40 @@ def _article_text(index: Path, source: str) -> str:
     reader = IndexReader(IndexStore(index))
     aid = next(a["id"] for a in reader.list_articles() if a["source"] == source)
     return reader.article(aid).text
+
+
+def test_watch_picks_up_new_and_deleted_files(tmp_path: Path) -> None:
+    import time
+
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "a.txt").write_text("First story\n\nThe ferry to Gull Island resumed service on Monday.")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(tmp_path / "idx")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag", "watch", str(folder), "--interval", "0.3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+
+        def wait_for(text: str) -> None:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()  # type: ignore[union-attr]
+                lines.append(line)
+                if text in line:
+                    return
+            raise AssertionError(f"{text!r} not seen in {lines}")
+
+        wait_for("1 added")
+        (folder / "b.md").write_text("# Second story\n\nThe lighthouse on Gull Island was repainted red.")
+        wait_for("1 added")
+        (folder / "a.txt").unlink()
+        wait_for("1 removed")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
