@@ -93,7 +93,8 @@ class Retriever:
                     lexical_score=lex_by_id.get(rowid),
                 )
             )
-        hits = [self._prefer_fullest(h) for h in hits]
+        if allowed is None:  # with a filter, stay inside the sources the user asked for
+            hits = [self._prefer_fullest(h) for h in hits]
         return self._collapse(hits)[:k]
 
     def _fuse(

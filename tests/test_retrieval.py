@@ -1,0 +1,87 @@
+"""Hybrid retrieval over a real index with the fake embedder: collapse, filters, MMR, the LangChain adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.dedup import containment, shingles
+from rag.retrieval import ArticleRetriever, Filters
+from rag.settings import Settings
+from rag.system import System
+from tests.conftest import HashEmbedder
+
+
+@pytest.fixture
+def system(tmp_path: Path, corpus_dir: Path) -> System:
+    (corpus_dir / "dated.txt").write_text(
+        "Ferry timetable changes\n\nPublished on 2019-06-01\n\n"
+        "The Alder Sound Transit Company changed its ferry timetable for the summer season.\n"
+    )
+    s = System(Settings(index_dir=tmp_path / "index"), embedder=HashEmbedder())
+    s.ingest([corpus_dir])
+    return s
+
+
+def test_no_two_near_duplicate_passages_in_results(system: System) -> None:
+    for question in [
+        "How many suspension cables were replaced on the Harbor Bridge?",
+        "Who led the repair crew of 140 workers?",
+        "How much did the bridge project cost the city council?",
+    ]:
+        hits = system.search(question, k=5)
+        for i, a in enumerate(hits):
+            for b in hits[i + 1 :]:
+                assert containment(shingles(a.chunk.text), shingles(b.chunk.text)) < 0.6
+        bridge = [h for h in hits if "Lindqvist" in h.chunk.text or "cables" in h.chunk.text]
+        assert bridge, "the bridge story is found"
+        # The fullest version is cited, the reprint is noted as "also in".
+        top = bridge[0]
+        assert Path(top.article.source).name == "harbor_bridge.txt"
+        assert any(Path(s).name == "harbor_bridge_reprint.txt" for s in top.also_in)
+
+
+def test_source_and_date_filters(system: System) -> None:
+    only_md = system.search("robotics lab printers ferry bridge", k=10, filters=Filters(source="*.md"))
+    assert only_md and all(h.article.source.endswith(".md") for h in only_md)
+    substring = system.search("bridge", k=10, filters=Filters(source="reprint"))
+    assert substring and all("reprint" in h.article.source for h in substring)
+    dated = system.search("ferry timetable", k=10, filters=Filters(date_from="2019-01-01", date_to="2019-12-31"))
+    assert dated and {h.article.date for h in dated} == {"2019-06-01"}
+    assert system.search("ferry", k=10, filters=Filters(date_from="2030-01-01")) == []
+
+
+def test_mmr_changes_order_but_keeps_relevance_first(system: System) -> None:
+    plain = system.search("bridge cables repair cost ferry", k=4)
+    diverse = system.retriever().search("bridge cables repair cost ferry", k=4, use_mmr=True)
+    assert diverse[0].chunk.id == plain[0].chunk.id
+    assert len({h.chunk.id for h in diverse}) == 4
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf", "dense", "lexical"])
+def test_every_fusion_returns_ranked_hits(tmp_path: Path, corpus_dir: Path, fusion: str) -> None:
+    s = System(Settings(index_dir=tmp_path / "i", fusion=fusion), embedder=HashEmbedder())
+    s.ingest([corpus_dir])
+    hits = s.search("frost heaters orchards blossoms", k=3)
+    assert hits and Path(hits[0].article.source).name == "orchard_frost.txt"
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_langchain_retriever_returns_documents_with_offsets(system: System) -> None:
+    retriever = ArticleRetriever(retriever=system.retriever(), k=2)
+    docs = retriever.invoke("Who chairs the Meridian Fruit Cooperative?")
+    assert len(docs) == 2
+    meta = docs[0].metadata
+    article = system.reader().article(meta["article_id"])
+    assert article.text[meta["start"] : meta["end"]] == docs[0].page_content
+    assert {"source", "title", "score", "start", "end"} <= set(meta)
+
+
+def test_chain_is_a_runnable_from_question_to_answer(system: System) -> None:
+    chain = system.chain(k=3)
+    answer = chain.invoke({"question": "How many hectares do the cooperative farms cover?"})
+    assert answer.citations and not answer.abstained
+    for c in answer.citations:
+        assert system.reader().article(c.article_id).text[c.start : c.end] == c.quote
+    assert chain.batch(["Who chairs the Meridian Fruit Cooperative?"])[0].citations
