@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from rag.errors import CorruptIndex
@@ -31,6 +30,8 @@ from rag.store import (
     write_snapshot_files,
 )
 from rag.types import Article, Chunk, PageSpan
+from rag.vectors import VectorPolicy, maybe_upgrade, reconstruct_many, remove_ids
+from rag.vectors import search as vector_search
 
 _REQUIRED = ("meta.sqlite", "vectors.faiss")
 _OPEN_ATTEMPTS = 5
@@ -139,17 +140,7 @@ class IndexReader:
     def dense_search(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        snap = self._snap
-        if snap.vectors.ntotal == 0 or k <= 0:
-            return []
-        params = None
-        if allowed is not None:
-            if len(allowed) == 0:
-                return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
-        k = min(k, snap.vectors.ntotal)
-        scores, ids = snap.vectors.search(query.reshape(1, -1).astype(np.float32), k, params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        return vector_search(self._snap.vectors, query, k, allowed)
 
     def lexical_search(
         self, query: str, k: int, allowed: np.ndarray | None = None
@@ -165,12 +156,7 @@ class IndexReader:
         return self._snap.lexical.idf(terms)
 
     def vectors_for(self, rowids: Sequence[int]) -> np.ndarray:
-        vecs = self._snap.vectors
-        return (
-            np.vstack([vecs.reconstruct(int(i)) for i in rowids])
-            if rowids
-            else np.zeros((0, vecs.d))
-        )
+        return reconstruct_many(self._snap.vectors, rowids)
 
     # --- metadata ------------------------------------------------------------------------------
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -305,9 +291,16 @@ class IndexWriter:
     Use only while holding ``store.write_lock()``.
     """
 
-    def __init__(self, store: IndexStore, model_id: str, dimension: int) -> None:
+    def __init__(
+        self,
+        store: IndexStore,
+        model_id: str,
+        dimension: int,
+        vector_policy: VectorPolicy | None = None,
+    ) -> None:
         self.store = store
         self.model_id = model_id
+        self.vector_policy = vector_policy or VectorPolicy()
         if store.exists():
             store.tidy()
         self.staging = new_staging(store)
@@ -433,7 +426,7 @@ class IndexWriter:
         ]
         if rowids:
             ids = np.array(rowids, dtype=np.int64)
-            self.vectors.remove_ids(ids)
+            remove_ids(self.vectors, ids)
             self.lexical.remove(ids)
         self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
         self.db.execute("DELETE FROM sources WHERE article_id = ?", (article_id,))
@@ -451,6 +444,8 @@ class IndexWriter:
     # --- commit -------------------------------------------------------------------------------
     def commit(self) -> Manifest:
         """Publish the staged state as the new current snapshot, then keep staging on top of it."""
+        # Past the exact-search threshold the vectors move to a trained IVF index (see rag/vectors).
+        self.vectors = maybe_upgrade(self.vectors, self.vector_policy)
         write_snapshot_files(self.staging, self.db, self.vectors, self.lexical, self.model_id)
         final = self.store.publish(self.staging)
         self.staging = new_staging(self.store)

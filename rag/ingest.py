@@ -19,6 +19,7 @@ from rag.loaders import SUPPORTED_SUFFIXES, load_file
 from rag.settings import Settings
 from rag.store import IndexStore
 from rag.types import Article, Chunk, Document, content_hash
+from rag.vectors import VectorPolicy
 
 # (stage, done, total): stages are "read" (files) and "embed" (passages).
 Progress = Callable[[str, int, int], None]
@@ -158,13 +159,16 @@ class Ingestor:
         self.embedder = embedder
         self.progress = progress or (lambda stage, done, total: None)
         self.store = IndexStore(settings.index_dir, settings.lock_timeout)
+        self.vector_policy = VectorPolicy.from_settings(settings)
 
     def run(self, paths: Iterable[Path | str], sync: bool = True) -> IngestReport:
         started = time.perf_counter()
         files = discover(paths)
         report = IngestReport()
         with self.store.write_lock():
-            writer = IndexWriter(self.store, self.embedder.model_id, self.embedder.dimension)
+            writer = IndexWriter(
+                self.store, self.embedder.model_id, self.embedder.dimension, self.vector_policy
+            )
             try:
                 self._ingest(files, writer, report, sync)
             finally:
@@ -176,7 +180,9 @@ class Ingestor:
         """Remove sources (file paths as stored) from the index."""
         report = IngestReport()
         with self.store.write_lock():
-            writer = IndexWriter(self.store, self.embedder.model_id, self.embedder.dimension)
+            writer = IndexWriter(
+                self.store, self.embedder.model_id, self.embedder.dimension, self.vector_policy
+            )
             try:
                 for s in sources:
                     if writer.source_article(s) is None:

@@ -80,6 +80,27 @@ class Settings(BaseSettings):
         0.7, ge=0.0, le=1.0, description="MMR trade-off: 1 is pure relevance, 0 pure diversity."
     )
 
+    # --- vector index ------------------------------------------------------------------------
+    vector_exact_max: int = Field(
+        200_000,
+        ge=1,
+        description="Up to this many passages the vector index is exact (flat); above it the next "
+        "commit trains an approximate IVF index with 8-bit vectors (see rag/vectors.py).",
+    )
+    vector_retrain_growth: float = Field(
+        4.0,
+        gt=1.0,
+        description="Retrain the approximate index at commit once it holds this many times the "
+        "passages it was trained on.",
+    )
+    vector_recall_target: float = Field(
+        0.95,
+        gt=0.0,
+        le=1.0,
+        description="Recall@10 against exact search that the approximate index is tuned to reach "
+        "(more lists are probed per query for a higher target).",
+    )
+
     # --- answering ---------------------------------------------------------------------------
     max_quotes: int = Field(3, ge=1, le=10, description="Sentences quoted in an extractive answer.")
     abstain_threshold: float = Field(

@@ -33,6 +33,7 @@ from filelock import FileLock, Timeout
 
 from rag.errors import CorruptIndex, IndexBusy, IndexMissing, ModelMismatch
 from rag.lexical import LexicalIndex
+from rag.vectors import ids_of
 
 FORMAT_VERSION = 1
 FIRST_SNAPSHOT = "snap-00000001"
@@ -307,7 +308,10 @@ def verify_snapshot(snap: Path, checksums: bool = False) -> list[str]:
     if len(lexical) != len(rowids):
         problems.append(f"lexical index has {len(lexical)} passages for {len(rowids)} chunks")
     if not problems:
-        vec_ids = np.sort(faiss.vector_to_array(vectors.id_map).astype(np.int64))
+        try:
+            vec_ids = np.sort(ids_of(vectors))
+        except ValueError as e:
+            return [f"vector file: {e}"]
         if not np.array_equal(vec_ids, rowids):
             problems.append("vector ids differ from chunk ids in the metadata")
         if not np.array_equal(np.sort(lexical.ids().astype(np.int64)), rowids):
