@@ -30,7 +30,7 @@ from rag.store import (
     write_snapshot_files,
 )
 from rag.types import Article, Chunk, PageSpan
-from rag.vectors import VectorPolicy, maybe_upgrade, reconstruct_many, remove_ids
+from rag.vectors import VectorPolicy, ids_of, maybe_upgrade, reconstruct_many, remove_ids
 from rag.vectors import search as vector_search
 
 _REQUIRED = ("meta.sqlite", "vectors.faiss")
@@ -83,6 +83,31 @@ class _Snapshot:
             raise CorruptIndex(
                 f"index parts disagree ({self.vectors.ntotal} vectors, {len(self.lexical)} lexical "
                 f"entries, {self.manifest.chunks} chunks); {rebuild_hint(store.dir)}"
+            )
+        # The three parts must name the same passages, or a hit would show another passage's
+        # text. Comparing ids costs a fraction of loading the vectors.
+        try:
+            rowids = np.fromiter(
+                (r[0] for r in self.db.execute("SELECT rowid FROM chunks ORDER BY rowid")), np.int64
+            )
+            orphans = self.db.execute(
+                "SELECT count(*) FROM chunks WHERE article_id NOT IN (SELECT id FROM articles)"
+            ).fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise CorruptIndex(f"metadata is unreadable ({e}); {rebuild_hint(store.dir)}") from e
+        try:
+            vector_ids = np.sort(ids_of(self.vectors))
+        except ValueError as e:
+            raise CorruptIndex(
+                f"vector file holds no passage ids; {rebuild_hint(store.dir)}"
+            ) from e
+        lexical_ids = np.sort(self.lexical.ids().astype(np.int64))
+        if orphans or not (
+            np.array_equal(rowids, vector_ids) and np.array_equal(rowids, lexical_ids)
+        ):
+            raise CorruptIndex(
+                f"index parts name different passages (vectors, lexical index and metadata "
+                f"disagree); {rebuild_hint(store.dir)}"
             )
         self.articles: dict[str, Article] = {}  # cache; articles never change within a snapshot
 

@@ -16,7 +16,9 @@ import json
 import multiprocessing as mp
 import os
 import random
+import re
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,12 @@ from typing import Any
 import pytest
 
 from rag.cli import run as cli_run
-from rag.errors import IndexMissing
+from rag.errors import CorruptIndex, IndexMissing
 from rag.index import IndexReader
-from rag.ingest import Ingestor
+from rag.ingest import Ingestor, embedding_text
+from rag.lexical import LexicalIndex
 from rag.settings import Settings
-from rag.store import IndexStore, verify_snapshot
+from rag.store import IndexStore, file_sha256, verify_snapshot
 from rag.system import System
 from tests.conftest import HashEmbedder
 from tests.synthetic import questions, write_articles
@@ -239,3 +242,117 @@ def test_killed_sync_with_removals_keeps_last_commit(tmp_path: Path) -> None:
         landings.append(_trial(rng, index, folder, log, duration, before, final, slow_sync=True))
         shutil.rmtree(index)
     assert len(set(landings)) >= 2, landings
+
+
+# --- damage on disk: what `rag check` reports and what opening says ----------------------------
+
+
+def _rewrite_manifest_entry(snap: Path, name: str) -> None:
+    """Record a file's current size and checksum, as if it had been committed that way (a bug
+    rather than bit rot: only the cross-checks can find it)."""
+    manifest = json.loads((snap / "manifest.json").read_text())
+    path = snap / name
+    manifest["files"][name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _flip_vector_byte(snap: Path) -> None:
+    path = snap / "vectors.faiss"
+    data = bytearray(path.read_bytes())
+    data[len(data) - 40] ^= 0x55  # inside the float data: the size stays, the file still parses
+    path.write_bytes(bytes(data))
+
+
+def _shift_lexical_ids(snap: Path) -> None:
+    db = sqlite3.connect(snap / "meta.sqlite")
+    rows = db.execute(
+        'SELECT c.rowid, a.title, substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c '
+        "JOIN articles a ON a.id = c.article_id"
+    ).fetchall()
+    db.close()
+    lexical = LexicalIndex()
+    lexical.add([r[0] + 1000 for r in rows], [embedding_text(r[1], r[2]) for r in rows])
+    shutil.rmtree(snap / "lexical")
+    lexical.save(snap / "lexical")
+    for path in (snap / "lexical").iterdir():
+        _rewrite_manifest_entry(snap, f"lexical/{path.name}")
+
+
+def _extra_chunk_row(snap: Path) -> None:
+    db = sqlite3.connect(snap / "meta.sqlite")
+    aid = db.execute("SELECT id FROM articles LIMIT 1").fetchone()[0]
+    db.execute(
+        'INSERT INTO chunks (id, article_id, ordinal, start, "end", embed_hash) '
+        "VALUES ('extra', ?, 99, 0, 5, 'x')",
+        (aid,),
+    )
+    db.commit()
+    db.close()
+    _rewrite_manifest_entry(snap, "meta.sqlite")
+
+
+def _truncate_sqlite(snap: Path) -> None:
+    path = snap / "meta.sqlite"
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _orphan_chunk(snap: Path) -> None:
+    db = sqlite3.connect(snap / "meta.sqlite")
+    db.execute("PRAGMA foreign_keys = OFF")
+    db.execute(
+        "UPDATE chunks SET article_id = 'gone' WHERE rowid = (SELECT min(rowid) FROM chunks)"
+    )
+    db.commit()
+    db.close()
+    _rewrite_manifest_entry(snap, "meta.sqlite")
+
+
+@pytest.mark.parametrize(
+    ("damage", "reported"),
+    [
+        (_flip_vector_byte, "vectors.faiss: checksum differs"),
+        (_shift_lexical_ids, "lexical ids differ from chunk ids"),
+        (_extra_chunk_row, "metadata has 1"),
+        (_truncate_sqlite, "meta.sqlite: size"),
+        (_orphan_chunk, "1 chunks belong to no article"),
+    ],
+    ids=["flipped-vector-byte", "lexical-ids", "extra-chunk-row", "truncated-sqlite", "orphan"],
+)
+def test_check_reports_damage_and_opening_refuses_with_the_rebuild_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Any, reported: str
+) -> None:
+    folder, index = tmp_path / "articles", tmp_path / "index"
+    write_articles(folder, 10, seed=SEED)
+    Ingestor(_settings(index), HashEmbedder()).run([folder])
+    snap = IndexStore(index).current_snapshot()
+    damage(snap)
+    problems = verify_snapshot(snap, checksums=True)
+    assert any(reported in p for p in problems), problems
+    capsys.readouterr()
+    assert cli_run(["--index", str(index), "check"]) == 2
+    out = capsys.readouterr().out
+    assert reported in out and f"rm -r {index}" in out
+    with pytest.raises(CorruptIndex, match=f"rebuild it with: rm -r {re.escape(str(index))}"):
+        IndexReader(IndexStore(index), "hash-64")
+    # A writer refuses to build on a damaged snapshot too (it would carry the damage forward).
+    with pytest.raises(CorruptIndex):
+        Ingestor(_settings(index), HashEmbedder()).run([folder])
+
+
+def test_interrupted_first_commit_reads_as_no_index_but_lost_pointer_is_corrupt(
+    tmp_path: Path,
+) -> None:
+    folder, index = tmp_path / "articles", tmp_path / "index"
+    write_articles(folder, 3, seed=SEED)
+    Ingestor(_settings(index), HashEmbedder()).run([folder])
+    (index / "CURRENT").unlink()  # as if killed between renaming snap-00000001 and writing CURRENT
+    with pytest.raises(IndexMissing):
+        IndexReader(IndexStore(index))
+    report = Ingestor(_settings(index), HashEmbedder()).run([folder])
+    assert len(report.added) == 3 and _index_ids(index) is not None
+    assert [p.name for p in (index / "snapshots").iterdir()] == ["snap-00000002"]
+    write_articles(folder, 1, seed=SEED, first=10)
+    Ingestor(_settings(index), HashEmbedder()).run([folder])
+    (index / "CURRENT").unlink()  # with committed history, a missing pointer is damage
+    with pytest.raises(CorruptIndex, match="CURRENT is missing"):
+        IndexReader(IndexStore(index))
