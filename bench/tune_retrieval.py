@@ -22,11 +22,33 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rag.chunking import split_sentences  # noqa: E402
 from rag.evaluate import Passage, load_questions, score_retrieval  # noqa: E402
 from rag.fusion import convex, rrf  # noqa: E402
-from rag.lexical import LexicalIndex  # noqa: E402
+from rag.lexical import LexicalIndex, tokenize  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.system import System  # noqa: E402
+
+
+def with_bigrams(tokens: list[str]) -> list[str]:
+    return tokens + [f"{a}_{b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+
+
+def zscore_mix(dense, lexical, w: float):  # type: ignore[no-untyped-def]
+    """Convex mix of z-scored scores (a candidate missing from a list gets that list's minimum)."""
+
+    def z(r):  # type: ignore[no-untyped-def]
+        if not r:
+            return {}, 0.0
+        v = np.array([s for _, s in r])
+        sd = v.std() or 1.0
+        return {i: (s - v.mean()) / sd for i, s in r}, float((v.min() - v.mean()) / sd)
+
+    zd, md = z(dense)
+    zl, ml = z(lexical)
+    ids = set(zd) | set(zl)
+    mixed = [(i, w * zd.get(i, md) + (1 - w) * zl.get(i, ml)) for i in ids]
+    return sorted(mixed, key=lambda p: (-p[1], p[0]))
 
 
 def fused_rankings(dense, lexical, how: str, w: float, rrf_k: int = 60):  # type: ignore[no-untyped-def]
@@ -34,6 +56,8 @@ def fused_rankings(dense, lexical, how: str, w: float, rrf_k: int = 60):  # type
         return dense
     if how == "lexical":
         return lexical
+    if how == "zmix":
+        return zscore_mix(dense, lexical, w)
     if how == "rrf":
         return rrf([dense, lexical], k=rrf_k, weights=[w, 1 - w])
     return convex(dense, lexical, w)
@@ -56,6 +80,20 @@ def article_boost(ranking, article_of, gamma: float, top: int = 20):  # type: ig
         out.append((i, sc + gamma * other))
     out.sort(key=lambda p: -p[1])
     return out + list(ranking[top:])
+
+
+def sentence_boost(ranking, sentence_terms, weights, mu: float, top: int = 20):  # type: ignore[no-untyped-def]
+    """Add ``mu`` times the best idf-weighted share of question terms found in one sentence."""
+    total = sum(weights.values()) or 1.0
+    head = []
+    for i, sc in ranking[:top]:
+        best = max(
+            (sum(w for t, w in weights.items() if t in sent) for sent in sentence_terms[i]),
+            default=0.0,
+        )
+        head.append((i, sc + mu * best / total))
+    head.sort(key=lambda p: -p[1])
+    return head + list(ranking[top:])
 
 
 def score(questions, ranks, reader_passages, k: int = 10) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -87,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[0.0],
         help="article-context boosts to try (comma list)",
     )
+    ap.add_argument(
+        "--mus",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.0],
+        help="sentence-overlap boosts to try (comma list)",
+    )
+    ap.add_argument("--bigrams", action="store_true", help="also try BM25 with word pairs")
     ap.add_argument("--bm25", default="1.2:0.75,0.9:0.4,1.5:0.9", help="k1:b,... alternatives")
     ap.add_argument("--fetch", type=int, default=50)
     args = ap.parse_args(argv)
@@ -122,6 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = reader.chunks(ids)
         passages = {i: Passage(rows[i][1].source, rows[i][0].text) for i in ids}
         article_of = {i: rows[i][1].id for i in ids}
+        sentence_terms = {
+            i: [set(tokenize(rows[i][0].text[a:b])) for a, b in split_sentences(rows[i][0].text)]
+            for i in ids
+        }
+        q_weights = []
+        for q in questions:
+            terms = sorted(set(tokenize(q.question)))
+            q_weights.append(dict(zip(terms, reader.idf(terms), strict=True)))
         dense = [reader.dense_search(v, args.fetch) for v in qvecs]
         lex_variants = {
             "stored": [reader.lexical_search(q.question, args.fetch) for q in questions]
@@ -132,6 +185,16 @@ def main(argv: list[str] | None = None) -> int:
             lex = LexicalIndex(k1=k1, b=b)
             lex.add(np.array(ids, dtype=np.int64), texts)
             lex_variants[f"k1={k1},b={b}"] = [lex.search(q.question, args.fetch) for q in questions]
+            if args.bigrams:
+                # The same BM25 with word pairs added as extra terms (phrases such as "super bowl").
+                big = LexicalIndex(k1=k1, b=b)
+                big.add_tokens(
+                    np.array(ids, dtype=np.int64), [with_bigrams(tokenize(t)) for t in texts]
+                )
+                lex_variants[f"k1={k1},b={b}+bi"] = [
+                    big.search_tokens(with_bigrams(tokenize(q.question)), args.fetch)
+                    for q in questions
+                ]
         print(
             f"\nchunks {size}/{overlap} fill {fill}: {report.chunks_embedded} passages, built in {build_s:.0f} s"
         )
@@ -139,17 +202,24 @@ def main(argv: list[str] | None = None) -> int:
             grid = [("dense", 1.0), ("lexical", 0.0)] if lex_name == "stored" else []
             grid += [("convex", w) for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
             grid += [("rrf", w) for w in (0.4, 0.5, 0.6)]
-            for (how, w), gamma in itertools.product(grid, args.gammas):
+            grid += [("zmix", w) for w in (0.3, 0.4, 0.5)]
+            for (how, w), gamma, mu in itertools.product(grid, args.gammas, args.mus):
                 ranks = [
                     fused_rankings(d, lx, how, w) for d, lx in zip(dense, lexical, strict=True)
                 ]
                 if gamma:
                     ranks = [article_boost(r, article_of, gamma) for r in ranks]
+                if mu:
+                    ranks = [
+                        sentence_boost(r, sentence_terms, qw, mu)
+                        for r, qw in zip(ranks, q_weights, strict=True)
+                    ]
                 m = score(questions, ranks, passages)
-                results.append((size, overlap, fill, lex_name, f"{how}+ctx{gamma}", w, m))
+                results.append((size, overlap, fill, lex_name, f"{how}+ctx{gamma}+sent{mu}", w, m))
                 print(
-                    f"  {lex_name:14} {how:8} w={w:.1f} ctx={gamma:.2f}  hit@1 {m['hit@1']:.3f}  "
-                    f"hit@5 {m['hit@5']:.3f}  hit@10 {m['hit@10']:.3f}  mrr@10 {m['mrr@10']:.3f}"
+                    f"  {lex_name:16} {how:7} w={w:.1f} ctx={gamma:.2f} sent={mu:.2f}  "
+                    f"hit@1 {m['hit@1']:.3f}  hit@5 {m['hit@5']:.3f}  hit@10 {m['hit@10']:.3f}  "
+                    f"mrr@10 {m['mrr@10']:.3f}"
                 )
     best = max(results, key=lambda r: (r[6]["mrr@10"], r[6]["hit@5"]))
     print(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import CorruptIndex
-from rag.lexical import LexicalIndex
+from rag.lexical import TUNED_B, TUNED_K1, LexicalIndex
 from rag.store import (
     CHECKSUM_ON_OPEN_BYTES,
     SCHEMA,
@@ -338,7 +338,7 @@ class IndexWriter:
             self.vectors, self.lexical = snap.vectors, snap.lexical
         else:
             self.db = sqlite3.connect(self.staging / "meta.sqlite", check_same_thread=False)
-            self.vectors, self.lexical = empty_vectors(dimension), LexicalIndex()
+            self.vectors, self.lexical = empty_vectors(dimension), LexicalIndex(TUNED_K1, TUNED_B)
         self.db.row_factory = sqlite3.Row
         self.db.executescript(SCHEMA)
 

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
 
     # --- ingestion ---------------------------------------------------------------------------
     chunk_chars: int = Field(
-        700, ge=100, le=20000, description="Target chunk length in characters (whole sentences)."
+        1100, ge=100, le=20000, description="Target chunk length in characters (whole sentences)."
     )
     chunk_overlap_sentences: int = Field(
         1, ge=0, le=10, description="Sentences repeated at the start of the next chunk."
@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         ge=0.0,
         le=1.0,
         description="Shingle overlap above which two passages count as the same text in results.",
+    )
+    sentence_boost: float = Field(
+        0.4,
+        ge=0.0,
+        le=5.0,
+        description="Bonus for a passage with one sentence holding many of the question's key terms "
+        "(times the idf-weighted share found); 0 turns it off.",
     )
     mmr: bool = Field(False, description="Re-rank for diversity with maximal marginal relevance.")
     mmr_lambda: float = Field(
