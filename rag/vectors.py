@@ -53,6 +53,12 @@ TUNE_NOISE = 0.6  # queries are perturbed copies: questions sit farther from pas
 NPROBE_STEPS = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 # With a filter that keeps at most this many passages, score them exactly instead of probing.
 EXACT_FILTER_MAX = 20_000
+# One question is one query: faiss's OpenMP threads only add barrier waits, and when other
+# processes keep the cores busy two threads made a 1k-passage search 60x slower (0.4 -> 25 ms)
+# and a 100k flat one 2.5x slower (bench/bench_query.py). The OpenMP thread count is a per-thread
+# setting, so searching threads use one and training restores the default for its own thread.
+SEARCH_THREADS = 1
+_TRAIN_THREADS = max(1, faiss.omp_get_max_threads())
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,7 @@ def search(
             nprobe = min(ivf.nlist, max(ivf.nprobe, math.ceil(ivf.nprobe / share)))
             params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
     k = min(k, index.ntotal)
+    faiss.omp_set_num_threads(SEARCH_THREADS)
     scores, ids = index.search(q, k, params=params)
     hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
     if allowed is not None and ivf is not None and len(hits) < min(k, len(allowed)):
@@ -242,6 +249,7 @@ def _tune_nprobe(
 def build_ivf(vectors: np.ndarray, ids: np.ndarray, policy: VectorPolicy) -> faiss.IndexIVF:
     """Train an IVF-SQ8 index on a sample of ``vectors`` and add them all under ``ids``."""
     n, d = vectors.shape
+    faiss.omp_set_num_threads(_TRAIN_THREADS)
     # Not capped by n: trained_size() reads the training size back from nlist. Below ~40 points
     # per list (only tiny thresholds, as in tests) faiss warns but trains.
     nlist = min(n, max(MIN_NLIST, int(NLIST_PER_SQRT * math.sqrt(n))))
