@@ -46,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     table = []  # per question: (impossible, features matrix, gold flags)
+    coverages: list[float] = []
     for q in questions:
         hits = system.search(q.question)
         cands = answerer.candidates(q.question, hits)
         feats = np.array([[c.cosine, c.overlap, c.kind, c.prior] for c in cands]).reshape(-1, 4)
         gold = np.array([contains_answer(c.text, q.answers) for c in cands], dtype=bool)
         table.append((q.impossible, feats, gold))
+        coverages.append(answerer.coverage(q.question, hits))
     print(f"features for {len(questions)} questions in {time.perf_counter() - t:.0f} s")
 
     answerable = [(f, g) for imp, f, g in table if not imp and len(f)]
@@ -87,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             a_ans = abst[~impossible].mean()
             cells.append(f"{a_imp:.3f}  {a_ans:.3f}")
         print(f"  {th:.2f}       {cells[0]}        {cells[1]}")
+    cov = np.array(coverages)
+    print("\nabstention on key-term coverage (default weights' score threshold as set):")
+    print("  min_coverage  abstain|impossible  abstain|answerable")
+    th = settings.abstain_threshold
+    for mc in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        abst = (best < th) | (cov < mc)
+        a_imp = abst[impossible].mean() if impossible.any() else float("nan")
+        print(f"  {mc:.1f}           {a_imp:.3f}               {abst[~impossible].mean():.3f}")
     return 0
 
 

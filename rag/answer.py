@@ -78,6 +78,9 @@ class Candidate:
     kind: float  # 1 when it holds the kind of thing asked for (a date for "when", ...)
     prior: float  # 1 / (1 + rank of its passage)
     score: float = 0.0
+    passage: tuple[int, int] | None = (
+        None  # article span to show as its passage (default: the hit's)
+    )
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,10 @@ class ExtractiveAnswerer:
         cands = sorted(self.candidates(question, hits, question_vector), key=lambda c: -c.score)
         if not cands or not self.answerable(cands):
             return abstain(question, hits)
+        if self.coverage(question, hits) < self.settings.min_coverage:
+            return abstain(
+                question, hits, ("the question's key terms are missing from the articles",)
+            )
         chosen = [cands[0]]
         chosen_shingles = [shingles(cands[0].text)]
         for c in cands[1:]:
@@ -169,11 +176,97 @@ class ExtractiveAnswerer:
                 continue  # says the same thing as a quote already chosen
             chosen.append(c)
             chosen_shingles.append(sh)
+        if question_kind(question) == "name":
+            chosen = name_the_person(question, hits, chosen)
         return compose(question, hits, chosen)
 
     def answerable(self, ranked: Sequence[Candidate]) -> bool:
         """Whether the best sentence is relevant enough to answer from (else: abstain)."""
         return ranked[0].score >= self.settings.abstain_threshold
+
+    def coverage(self, question: str, hits: Sequence[Hit]) -> float:
+        """The idf-weighted share of the question's key terms found anywhere in the passages.
+
+        A question whose rare terms appear nowhere in what was retrieved ("the Canadian prime
+        minister") is about something the articles don't cover, however close the topic.
+        """
+        terms = sorted(set(tokenize(question)))
+        if not terms:
+            return 1.0
+        weights = self.idf(terms) if self.idf else [1.0] * len(terms)
+        found: set[str] = set()
+        for h in hits:
+            found |= set(tokenize(h.article.title)) | set(tokenize(h.chunk.text))
+        total = sum(weights)
+        return (
+            sum(w for t, w in zip(terms, weights, strict=True) if t in found) / total
+            if total
+            else 1.0
+        )
+
+
+_PERSON = re.compile(r"\b[A-Z][a-zà-ÿ'’-]+\.?(?:\s+[A-Z][a-zà-ÿ'’-]+\.?)*\s+[A-Z][a-zà-ÿ'’-]+\b")
+_CAPITAL = re.compile(r"(?<=\s)[A-Z][a-zà-ÿ'’-]{2,}\b")
+
+
+def _paragraph(text: str, pos: int) -> tuple[int, int]:
+    start = text.rfind("\n\n", 0, pos)
+    end = text.find("\n\n", pos)
+    return (0 if start < 0 else start + 2, len(text) if end < 0 else end)
+
+
+def _sentence_at(text: str, pos: int) -> tuple[int, int] | None:
+    p0, p1 = _paragraph(text, pos)
+    for a, b in split_sentences(text[p0:p1]):
+        if p0 + a <= pos < p0 + b:
+            return p0 + a, p0 + b
+    return None
+
+
+def name_the_person(question: str, hits: Sequence[Hit], chosen: list[Candidate]) -> list[Candidate]:
+    """For "who" questions, make the quotes name the person.
+
+    News style names a person in full once and by surname or a description later, so the best
+    sentence may say "The 69-year-old general leads..." or "Trevino said...". Then the sentence
+    before it (when it names someone) joins the quote, and the article's first full mention of the
+    surname is quoted too.
+    """
+    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    top = chosen[0]
+    article = hits[top.hit_index].article.text
+    if not any(m.group(0).split()[-1].lower() not in asked for m in _PERSON.finditer(top.text)):
+        chunk = hits[top.hit_index].chunk
+        before = [
+            (chunk.start + a, chunk.start + b)
+            for a, b in split_sentences(chunk.text)
+            if chunk.start + b <= top.start
+        ]
+        if before and "\n\n" not in article[before[-1][1] : top.start]:
+            a, _ = before[-1]
+            if any(w.lower() not in asked for w in _CAPITAL.findall(" " + article[a : top.start])):
+                top = replace(top, start=a, text=article[a : top.end])
+                chosen = [top, *chosen[1:]]
+    quoted = " ".join(c.text for c in chosen)
+    for c in list(chosen):
+        text = hits[c.hit_index].article.text
+        for surname in dict.fromkeys(_CAPITAL.findall(" " + c.text)):
+            if surname.lower() in asked:
+                continue
+            m = re.search(rf"\b(?:[A-Z][a-zà-ÿ'’-]+\.?\s+)+{re.escape(surname)}\b", text)
+            if m is None or m.group(0) in quoted or m.group(0).split()[0].lower() in asked:
+                continue
+            span = _sentence_at(text, m.start())
+            if span is None or any(o.start <= span[0] < o.end for o in chosen):
+                continue
+            extra = replace(
+                c,
+                start=span[0],
+                end=span[1],
+                text=text[span[0] : span[1]],
+                passage=_paragraph(text, span[0]),
+            )
+            return [*chosen, extra]
+    return chosen
 
 
 def abstain(question: str, hits: Sequence[Hit], notes: tuple[str, ...] = ()) -> Answer:
@@ -192,19 +285,25 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
     first_rank = {}
     for rank, c in enumerate(chosen):
         first_rank.setdefault(c.hit_index, rank)
-    ordered = sorted(chosen, key=lambda c: (first_rank[c.hit_index], c.start))
+    # Supporting quotes from outside the retrieved passages (a person's full name) come last.
+    ordered = sorted(
+        chosen, key=lambda c: (c.passage is not None, first_rank[c.hit_index], c.start)
+    )
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
     for n, c in enumerate(ordered, start=1):
         hit = hits[c.hit_index]
         assert hit.article.text[c.start : c.end] == c.text, "quote must be verbatim at its offsets"
+        p0, p1 = c.passage or (hit.chunk.start, hit.chunk.end)
+        if not p0 <= c.start < c.end <= p1:  # a quote widened past its passage: widen the passage
+            p0, p1 = min(p0, c.start), max(p1, c.end)
         citations.append(
             Citation(
                 n=n,
                 source=hit.article.source,
                 title=hit.article.title,
-                passage=hit.chunk.text,
-                passage_start=hit.chunk.start,
+                passage=hit.article.text[p0:p1],
+                passage_start=p0,
                 quote=c.text,
                 start=c.start,
                 end=c.end,

@@ -240,7 +240,8 @@ def _print_answer(a: Answer) -> None:
     for c in a.citations:
         dated = f", {c.date}" if c.date else ""
         print(f"[{c.n}] {c.title}{dated} ({c.source}, chars {c.start}-{c.end})")
-        print(f"    \u201c{c.quote}\u201d")
+        quoted = c.quote if c.quote[:1] in "\"\u201c\u2018'" else f"\u201c{c.quote}\u201d"
+        print(f"    {quoted}")
 
 
 def _cmd_ask(system: Any, args: argparse.Namespace) -> int:

@@ -113,8 +113,16 @@ class Settings(BaseSettings):
     abstain_threshold: float = Field(
         0.35,
         ge=-1.0,
+        le=3.0,
+        description="Below this score of the best sentence (cosine to the question plus weighted "
+        "key-term overlap and answer-kind match) the answerer says the articles don't answer.",
+    )
+    min_coverage: float = Field(
+        0.5,
+        ge=0.0,
         le=1.0,
-        description="Below this best-sentence relevance the answerer says the articles don't answer.",
+        description="Share (idf-weighted) of the question's key terms that must occur in the "
+        "retrieved passages; below it the answerer abstains.",
     )
     llm: str = Field(
         "",
