@@ -151,3 +151,17 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(
         10.0, ge=0, description="Seconds a writer waits for another writer before 'index is busy'."
     )
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table (README's "Settings" section is this, kept in step by a test)."""
+    rows = ["| variable | default | what it does |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = f"`{default}`" if default not in ("", None) else "(empty)"
+        rows.append(f"| `RAG_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())
