@@ -326,8 +326,7 @@ class IndexWriter:
         self.store = store
         self.model_id = model_id
         self.vector_policy = vector_policy or VectorPolicy()
-        if store.exists():
-            store.tidy()
+        store.tidy()
         self.staging = new_staging(store)
         self.changed = False
         if store.exists():

@@ -200,6 +200,10 @@ class IndexStore:
         """Drop what a crashed writer left behind (lock held): staging folders, a snapshot renamed
         into place whose commit never switched CURRENT, snapshots a killed commit did not collect.
         The current snapshot and the one before it stay."""
+        for tmp in self.dir.glob(".CURRENT.*.tmp"):  # a pointer update killed before its rename
+            tmp.unlink(missing_ok=True)
+        if not self.exists():
+            return  # nothing committed yet: the first commit collects what lies around
         current = self.current_snapshot().name
         older = sorted(p.name for p in self.snapshots_dir.glob("snap-*") if p.name < current)
         self.collect_garbage(keep={current, *older[-1:]})

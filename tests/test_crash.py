@@ -195,7 +195,7 @@ def _trial(
     assert len(report.skipped) == 0
     assert cli_run(["--index", str(index), "check"]) == 0
     snapshots = index / "snapshots"
-    assert not list(snapshots.glob("tmp-*"))
+    assert not list(snapshots.glob("tmp-*")) and not list(index.glob(".CURRENT.*"))
     assert len(list(snapshots.glob("snap-*"))) <= 2
     landed = events[-1]["event"] if events else "none"
     return {"begin": "inside commit", "removal": "removing"}.get(landed, landed)
@@ -367,6 +367,18 @@ def test_interrupted_first_commit_reads_as_no_index_but_lost_pointer_is_corrupt(
     assert [p.name for p in (index / "snapshots").iterdir()] == ["snap-00000002"]
     write_articles(folder, 1, seed=SEED, first=10)
     Ingestor(_settings(index), HashEmbedder()).run([folder])
+    # Leftovers of killed commits: a staging folder, a snapshot renamed into place whose pointer
+    # switch never happened, a half-written pointer. The next writer tidies them even when it
+    # has nothing to commit.
+    snaps = index / "snapshots"
+    shutil.copytree(IndexStore(index).current_snapshot(), snaps / "snap-00000009")
+    (snaps / "tmp-0123").mkdir()
+    (index / ".CURRENT.0123.tmp").write_text("{")
+    ids = _index_ids(index)
+    report = Ingestor(_settings(index), HashEmbedder()).run([folder])
+    assert "nothing changed" in report.summary() and _index_ids(index) == ids
+    assert sorted(p.name for p in snaps.iterdir()) == ["snap-00000002", "snap-00000003"]
+    assert not list(index.glob(".CURRENT.*"))
     (index / "CURRENT").unlink()  # with committed history, a missing pointer is damage
     with pytest.raises(CorruptIndex, match="CURRENT is missing"):
         IndexReader(IndexStore(index))
