@@ -1,11 +1,13 @@
 """Compare ways of running the embedding model on this CPU: speed and agreement with fp32.
 
-Routes: fp32 PyTorch (the reference), bf16 autocast, bf16 weights, and where the packages are
-installed, ONNX Runtime (fp32 and dynamic int8) and OpenVINO. Prints a table of texts/s (median
+Routes: fp32 PyTorch (the reference), bf16 autocast, bf16 weights, our OpenVINO backends
+(LocalEmbeddings "openvino-fp32" / "openvino-bf16": cached IR, tokenizers, no torch at run time),
+and with --onnx, ONNX Runtime (fp32 and dynamic int8) and OpenVINO on a plain ONNX export. Prints a table of texts/s (median
 of --repeats runs), the ratio to fp32, and mean/min cosine to the fp32 vectors; then a batch size
 sweep for the fastest route that stays accurate. A script that prints figures, not a test.
 
     python bench/bench_embed_backends.py --texts 400 --repeats 3
+    python bench/bench_embed_backends.py --routes "torch fp32,ours openvino-bf16" --batches 16,32,64
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import statistics
 import sys
@@ -108,6 +111,7 @@ def measure_all(
 
 
 def torch_route(backend: str) -> Embed:
+    """A LocalEmbeddings backend (despite the name, also the OpenVINO ones)."""
     emb = LocalEmbeddings(backend=backend)
 
     def embed(texts: list[str], batch: int) -> np.ndarray:
@@ -117,18 +121,18 @@ def torch_route(backend: str) -> Embed:
     return embed
 
 
-def bf16_weights_route() -> Embed:
+def bf16_autocast_route() -> Embed:
+    """fp32 weights under bf16 autocast (what the "bf16" backend did before it cast weights)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(
         str(LocalEmbeddings().model_path), device="cpu", local_files_only=True
-    ).to(torch.bfloat16)
-    model.eval()
+    ).eval()
     prepare = getattr(model, "preprocess", None) or model.tokenize
 
     def run(batch_texts: list[str]) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             return model(prepare(batch_texts))["sentence_embedding"].float().numpy()
 
     return lambda texts, batch: batched(texts, batch, run)
@@ -244,19 +248,27 @@ def _why(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
 
 
-def build_routes(tmp: Path) -> tuple[dict[str, Embed], list[str]]:
+def build_routes(
+    tmp: Path, wanted: set[str] | None, onnx: bool
+) -> tuple[dict[str, Embed], list[str]]:
     """Every route that can be built here; the others come back as "name: reason" lines."""
     routes: dict[str, Embed] = {"torch fp32": torch_route("fp32")}
     skipped: list[str] = []
 
     def attempt(name: str, build: Callable[[], Embed]) -> None:
+        if wanted is not None and name not in wanted:
+            return
         try:
             routes[name] = build()
         except Exception as exc:  # any failure: report the route as skipped, keep going
             skipped.append(f"{name}: {_why(exc)}")
 
-    attempt("torch bf16 autocast", lambda: torch_route("bf16"))
-    attempt("torch bf16 weights", bf16_weights_route)
+    attempt("torch bf16 autocast", bf16_autocast_route)
+    attempt("torch bf16 weights", lambda: torch_route("bf16"))  # our "bf16" backend
+    attempt("ours openvino-fp32", lambda: torch_route("openvino-fp32"))
+    attempt("ours openvino-bf16", lambda: torch_route("openvino-bf16"))
+    if not onnx:
+        return routes, skipped
     try:
         tok = _Tokenise()
         with warnings.catch_warnings():  # the tracer's warnings are about code paths BERT skips
@@ -279,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per route (median taken)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size of the routes")
     parser.add_argument(
+        "--routes", help="comma list of route names to run (default: all); torch fp32 always runs"
+    )
+    parser.add_argument(
+        "--onnx", action="store_true", help="also the ONNX Runtime / plain-export OpenVINO routes"
+    )
+    parser.add_argument("--batches", default="32,64,128", help="batch sizes of the sweep")
+    parser.add_argument(
         "--jsonl",
         type=Path,
         default=ROOT.parent / "shared/eval/bbc-news/bbc_news.jsonl",
@@ -298,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         f"cpu native bf16: {cpu_supports_bf16()}, batch {args.batch_size}, "
         f"median of {args.repeats} round-robin runs"
     )
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
+    wanted = {r.strip() for r in args.routes.split(",")} if args.routes else None
     with tempfile.TemporaryDirectory() as tmp:
-        routes, skipped = build_routes(Path(tmp))
+        routes, skipped = build_routes(Path(tmp), wanted, args.onnx)
         reference = routes["torch fp32"](texts, args.batch_size)
         results = measure_all(routes, texts, args.batch_size, args.repeats, reference)
 
@@ -316,10 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         best = max((r for r in results if r.mean_cos >= ACCURATE), key=lambda r: r.texts_per_s)
         print(f"\nbatch sizes for the fastest accurate route ({best.route}), and fp32:")
         sweep = {name: routes[name] for name in dict.fromkeys(["torch fp32", best.route])}
+        sweep.update((name, routes[name]) for name in routes if name.startswith("ours"))
         print(f"{'batch':>6}" + "".join(f" {name:>24}" for name in sweep))
-        for batch in (32, 64, 128):
+        for batch in (int(b) for b in args.batches.split(",")):
             timed = measure_all(sweep, texts, batch, args.repeats, reference)
-            print(f"{batch:>6}" + "".join(f" {r.texts_per_s:>18.1f} t/s" for r in timed))
+            print(f"{batch:>6}" + "".join(f" {r.texts_per_s:>20.1f} t/s" for r in timed))
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at end")
     return 0
 
 

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from embeddings.backends import BACKENDS, precision, resolve_backend
+from embeddings.backends import (
+    BACKENDS,
+    OPENVINO_BACKENDS,
+    precision,
+    resolve_backend,
+    torch_dtype,
+)
 from embeddings.errors import EmbeddingModelError
 from embeddings.locate import model_id_for, resolve_model_dir
 
@@ -27,7 +33,7 @@ class _Located:
 
 @dataclass(frozen=True)
 class _Loaded:
-    model: SentenceTransformer
+    run: Callable[[list[str]], np.ndarray]  # one batch of texts -> vectors (not yet renormalised)
     dimension: int
 
 
@@ -36,7 +42,7 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _load_model(folder: Path) -> SentenceTransformer:
+def _load_model(folder: Path, dtype: str = "float32") -> SentenceTransformer:
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
@@ -53,6 +59,10 @@ def _load_model(folder: Path) -> SentenceTransformer:
             "bundled all-MiniLM-L6-v2"
         ) from exc
     model.eval()
+    if dtype != "float32":
+        import torch
+
+        model.to(getattr(torch, dtype))
     return model
 
 
@@ -63,7 +73,15 @@ class LocalEmbeddings(Embeddings):
     several threads ask at the same time.
     """
 
-    def __init__(self, model: str = "", backend: str = "auto", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: str = "",
+        backend: str = "auto",
+        batch_size: int = 64,
+        cache_dir: Path | str | None = None,
+    ) -> None:
+        """``cache_dir``: where the OpenVINO backends keep converted models (default
+        ~/.cache/rag-articles/openvino); the PyTorch backends never write anything."""
         if not isinstance(model, str):
             raise ValueError(f"model must be a string (folder path or cached name), got {model!r}")
         if model and not model.strip():
@@ -75,6 +93,7 @@ class LocalEmbeddings(Embeddings):
         self._model_arg = model.strip()
         self._backend_arg = backend
         self._batch_size = batch_size
+        self._cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
         self._lock = threading.Lock()
         self._located: _Located | None = None
         self._loaded: _Loaded | None = None
@@ -99,9 +118,23 @@ class LocalEmbeddings(Embeddings):
             located = self._locate()
             with self._lock:
                 if self._loaded is None:
-                    model = _load_model(located.folder)
-                    self._loaded = _Loaded(model, self._dimension_of(model))
+                    self._loaded = self._load_backend(located)
         return self._loaded
+
+    def _load_backend(self, located: _Located) -> _Loaded:
+        backend = self.backend
+        if backend in OPENVINO_BACKENDS:
+            from embeddings.ov_backend import OpenVINORunner
+
+            runner = OpenVINORunner(
+                located.folder,
+                located.model_id,
+                "bf16" if backend == "openvino-bf16" else "f32",
+                self._cache_dir,
+            )
+            return _Loaded(runner, runner.dimension)
+        model = _load_model(located.folder, torch_dtype(backend))
+        return _Loaded(lambda batch: self._forward(model, batch), self._dimension_of(model))
 
     def _dimension_of(self, model: SentenceTransformer) -> int:
         # Renamed in sentence-transformers 5: prefer the new name, fall back to the old one.
@@ -131,7 +164,7 @@ class LocalEmbeddings(Embeddings):
 
     @property
     def backend(self) -> str:
-        """Backend in use: "fp32" or "bf16"."""
+        """Backend in use: "fp32", "bf16", "openvino-fp32" or "openvino-bf16"."""
         return resolve_backend(self._backend_arg)
 
     @property
@@ -148,8 +181,11 @@ class LocalEmbeddings(Embeddings):
         features = prepare(batch)
         with precision(self.backend):
             out = model(features)["sentence_embedding"]
-        vectors = out.float().numpy().astype(np.float32, copy=False)
-        # Renormalise in fp32: the model's own Normalize ran in bf16 under autocast (if at all).
+        return out.float().numpy().astype(np.float32, copy=False)
+
+    @staticmethod
+    def _unit(vectors: np.ndarray) -> np.ndarray:
+        # Renormalise in fp32: the model's own Normalize may have run in bf16 (if at all).
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, np.float32(1e-12))
 
@@ -172,7 +208,7 @@ class LocalEmbeddings(Embeddings):
         order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
-            out[idx] = self._forward(loaded.model, [items[i] for i in idx])
+            out[idx] = self._unit(loaded.run([items[i] for i in idx]))
             if progress is not None:
                 progress(len(idx))
         return out
@@ -185,5 +221,4 @@ class LocalEmbeddings(Embeddings):
         """LangChain interface: the vector of one text."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
-        loaded = self._load()
-        return self._forward(loaded.model, [text])[0].tolist()
+        return self._unit(self._load().run([text]))[0].tolist()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -11,8 +13,17 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from embeddings import EmbeddingModelError, LocalEmbeddings, cpu_supports_bf16, default_model_path
-from embeddings.backends import resolve_backend
+from embeddings import (
+    EmbeddingModelError,
+    LocalEmbeddings,
+    cpu_supports_bf16,
+    default_model_path,
+    ov_backend,
+)
+from embeddings import backends as backends_module
+from embeddings.backends import BACKENDS, resolve_backend
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 SENTENCES = [
     "The central bank raised interest rates by a quarter of a percentage point on Thursday.",
@@ -147,12 +158,29 @@ def test_cpu_supports_bf16_is_false_when_unknown(tmp_path: Path) -> None:
 
 
 def test_backend_resolution() -> None:
-    assert resolve_backend("fp32") == "fp32"
-    assert resolve_backend("bf16") == "bf16"
-    assert resolve_backend("auto") == ("bf16" if cpu_supports_bf16() else "fp32")
-    assert LocalEmbeddings().backend in {"fp32", "bf16"}
+    for name in ("fp32", "bf16", "openvino-fp32", "openvino-bf16"):
+        assert resolve_backend(name) == name
+    assert LocalEmbeddings().backend in set(BACKENDS) - {"auto"}
     with pytest.raises(ValueError, match="backend"):
         resolve_backend("int8")
+
+
+@pytest.mark.parametrize(
+    ("bf16", "openvino", "expected"),
+    [
+        (True, True, "openvino-bf16"),
+        (True, False, "bf16"),
+        (False, True, "fp32"),  # emulated bf16 is slower than fp32
+        (False, False, "fp32"),
+    ],
+)
+def test_auto_picks_by_cpu_and_installed_packages(
+    monkeypatch: pytest.MonkeyPatch, bf16: bool, openvino: bool, expected: str
+) -> None:
+    monkeypatch.setattr(backends_module, "cpu_supports_bf16", lambda: bf16)
+    monkeypatch.setattr(ov_backend, "openvino_available", lambda: openvino)
+    assert resolve_backend("auto") == expected
+    assert LocalEmbeddings(backend="auto").backend == expected
 
 
 def test_missing_model_folder_raises_helpful_error(tmp_path: Path) -> None:
@@ -330,3 +358,142 @@ def test_broken_weights_raise_model_error(tmp_path: Path) -> None:
     with pytest.raises(EmbeddingModelError, match="could not load the embedding model") as info:
         LocalEmbeddings(model=str(folder)).embed(["hello"])
     assert "\n" not in str(info.value)
+
+
+# --- slow: other backends against fp32 on real-looking text ----------------------------------
+
+
+def _fixture_passages(n: int = 200, size: int = 700) -> list[str]:
+    """``n`` distinct passages of consecutive whole sentences, 250 to ``size`` characters, from the
+    fixture articles and the news sentences above (seeded random windows, so there are enough)."""
+    sentences: list[str] = []
+    for path in sorted(FIXTURES.rglob("*")):
+        if path.suffix in {".txt", ".md"} and not path.name.endswith(".expected.txt"):
+            text = " ".join(path.read_text(encoding="utf-8").split())
+            sentences += [s for s in re.split(r"(?<=[.!?])\s+", text) if len(s) > 20]
+    sentences += SENTENCES
+    rng = random.Random(7)
+    passages: list[str] = []
+    while len(passages) < n:
+        start, limit = rng.randrange(len(sentences)), rng.randint(250, size)
+        current = ""
+        for sentence in sentences[start:] + sentences[:start]:
+            if current and len(current) + len(sentence) + 1 > limit:
+                break
+            current = f"{current} {sentence}".strip()
+        if current[:size] not in passages:
+            passages.append(current[:size])
+    return passages
+
+
+@pytest.fixture(scope="module")
+def passages() -> list[str]:
+    return _fixture_passages()
+
+
+@pytest.fixture(scope="module")
+def reference(fp32: LocalEmbeddings, passages: list[str]) -> np.ndarray:
+    return fp32.embed(passages)
+
+
+@pytest.fixture(scope="module")
+def ov_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("openvino")
+    return tmp_path_factory.mktemp("ov-cache")
+
+
+@pytest.fixture(scope="module")
+def ov_bf16(ov_cache: Path) -> LocalEmbeddings:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        emb = LocalEmbeddings(backend="openvino-bf16", batch_size=16, cache_dir=ov_cache)
+        assert emb.dimension == 384  # converts the model into ov_cache
+        return emb
+
+
+def test_fixture_passages_look_like_ingested_ones() -> None:
+    passages = _fixture_passages()
+    assert len(passages) == 200
+    assert len(set(passages)) == 200
+    assert 300 < np.mean([len(p) for p in passages]) <= 700
+    assert max(len(p) for p in passages) <= 700
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["bf16", "openvino-fp32", "openvino-bf16"])
+def test_backend_agrees_with_fp32_on_passages(
+    backend: str, passages: list[str], reference: np.ndarray, request: pytest.FixtureRequest
+) -> None:
+    ov_cache = request.getfixturevalue("ov_cache") if backend.startswith("openvino") else None
+    emb = LocalEmbeddings(backend=backend, batch_size=32, cache_dir=ov_cache)
+    assert emb.model_id == LocalEmbeddings(backend="fp32").model_id  # same vector space
+    vectors = emb.embed(passages)
+    assert vectors.dtype == np.float32
+    assert vectors.shape == reference.shape
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosines = _cosines(reference, vectors)
+    assert cosines.mean() >= 0.995
+    assert cosines.min() >= 0.98
+    # Retrieval is what matters: each passage's nearest fp32 neighbours are found again.
+    same_top = (vectors @ reference.T).argmax(axis=1) == np.arange(len(passages))
+    assert same_top.mean() >= 0.99
+
+
+@pytest.mark.slow
+def test_openvino_tokeniser_matches_sentence_transformers(passages: list[str]) -> None:
+    pytest.importorskip("openvino")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(default_model_path()), device="cpu", local_files_only=True)
+    prepare = getattr(model, "preprocess", None) or model.tokenize
+    texts = passages[:20] + ["", "  padded with spaces  ", "word " * 400, "Ünïcödé café naïve"]
+    expected = prepare(texts)
+    got = ov_backend._Tokeniser(default_model_path())(texts)
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        np.testing.assert_array_equal(got[name], expected[name].numpy())
+
+
+@pytest.mark.slow
+def test_openvino_model_is_cached_once_and_reused(ov_bf16: LocalEmbeddings, ov_cache: Path) -> None:
+    folders = [p for p in ov_cache.iterdir() if p.is_dir()]
+    assert len(folders) == 1  # no temporary conversion folder left behind
+    folder = folders[0]
+    assert folder.name.startswith(ov_bf16.model_id)
+    assert {"model.xml", "model.bin", "meta.json"} <= {p.name for p in folder.iterdir()}
+    stamp = (folder / "model.bin").stat().st_mtime_ns
+    again = LocalEmbeddings(backend="openvino-fp32", cache_dir=ov_cache)
+    vectors = again.embed(SENTENCES[:4])
+    assert (folder / "model.bin").stat().st_mtime_ns == stamp  # loaded, not converted again
+    assert [p for p in ov_cache.iterdir() if p.is_dir()] == folders
+    assert _cosines(vectors, ov_bf16.embed(SENTENCES[:4])).min() > 0.999
+
+
+@pytest.mark.slow
+def test_openvino_keeps_order_progress_and_query_interface(
+    ov_bf16: LocalEmbeddings, fp32: LocalEmbeddings
+) -> None:
+    texts = [SENTENCES[3], "Short one.", " ".join(SENTENCES[10:16]), "", SENTENCES[20]]
+    counts: list[int] = []
+    batched = ov_bf16.embed(texts * 5, progress=counts.append)
+    assert sum(counts) == 25 and len(counts) == 2  # batch_size 16
+    alone = np.stack([ov_bf16.embed([t])[0] for t in texts])
+    assert _cosines(batched[:5], alone).min() > 0.999
+    query = ov_bf16.embed_query("Who raised interest rates?")
+    assert len(query) == 384 and isinstance(query[0], float)
+    # A query from one backend finds the passage a query from another finds: one vector space.
+    index = fp32.embed(SENTENCES)
+    q32 = np.asarray(fp32.embed_query("Who raised interest rates?"))
+    assert int(np.argmax(index @ np.asarray(query))) == int(np.argmax(index @ q32))
+
+
+@pytest.mark.slow
+def test_openvino_broken_cache_says_what_to_do(
+    ov_bf16: LocalEmbeddings, ov_cache: Path, tmp_path: Path
+) -> None:
+    cached = next(p for p in ov_cache.iterdir() if p.is_dir())
+    broken = tmp_path / "cache" / cached.name
+    shutil.copytree(cached, broken)
+    (broken / "model.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(EmbeddingModelError, match="delete that folder") as info:
+        LocalEmbeddings(backend="openvino-bf16", cache_dir=broken.parent).embed(["hello"])
+    assert "\n" not in str(info.value).strip()
