@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -61,8 +62,13 @@ class _CheckedEmbeddings:
         return self._inner
 
 
+_UNPRINTABLE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f]")
+
+
 def clean_question(question: str, settings: Settings) -> str:
-    q = " ".join((question or "").split())
+    """The question with whitespace folded, control characters and lone surrogates (from
+    undecodable command-line bytes) dropped, cut to ``max_question_chars``."""
+    q = " ".join(_UNPRINTABLE.sub(" ", question or "").split())
     if not q:
         raise InputError("the question is empty: type a question about the indexed articles")
     return q[: settings.max_question_chars]
@@ -173,7 +179,7 @@ class System:
         qvec = retriever.embed_query(standalone)
         hits = retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
         if chat is None:
-            answerer = ExtractiveAnswerer(self.embedder, self.settings, idf=self.reader().idf)
+            answerer = ExtractiveAnswerer(self.embedder, self.settings, idf=retriever.reader.idf)
             answer = answerer.answer(standalone, hits, qvec)
         else:
             from rag.llm import LLMAnswerer
