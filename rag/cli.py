@@ -163,9 +163,10 @@ def _progress_bars() -> Any:
 
     def progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
-        if bar is None or bar.total != total:
-            if bar is not None:
-                bar.close()
+        if bar is not None and bar.total != total:
+            bar.total = total  # the total grows as more files are read
+            bar.refresh()
+        if bar is None:
             bar = bars[stage] = tqdm(
                 total=total, desc=labels.get(stage, stage), unit="", file=sys.stderr
             )

@@ -279,12 +279,12 @@ class Ingestor:
                 if h not in cached:
                     to_embed.setdefault(h, t)
         total = len(to_embed)
-        done = 0
+        done = report.chunks_embedded  # progress counts passages over the whole run
 
         def tick(n: int) -> None:
             nonlocal done
             done += n
-            self.progress("embed", done, total)
+            self.progress("embed", done, report.chunks_embedded + total)
 
         if to_embed:
             vecs = self.embedder.embed(list(to_embed.values()), progress=tick)

@@ -239,3 +239,15 @@ def test_package_source_never_unpickles() -> None:
         text = path.read_text()
         for banned in ("import pickle", "allow_pickle=True", "torch.load(", "joblib"):
             assert banned not in text, f"{path.name} uses {banned}"
+
+
+def test_progress_counts_passages_over_the_whole_run(tmp_path: Path, corpus_dir: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    system = make_system(tmp_path, embed_batch_size=1)  # small batches: several flushes
+    report = system.ingest([corpus_dir], progress=lambda *a: calls.append(a))
+    reads = [c for c in calls if c[0] == "read"]
+    embeds = [c for c in calls if c[0] == "embed"]
+    assert reads[-1][1:] == (5, 5)
+    assert [d for _, d, _ in embeds] == sorted(d for _, d, _ in embeds)
+    assert all(d <= t for _, d, t in embeds)
+    assert embeds[-1][1:] == (report.chunks_embedded, report.chunks_embedded)
