@@ -9,7 +9,7 @@ run interleaved, ``--repeats`` times each, and the table shows medians.
 
 Datasets: "bbc" (../shared/eval/bbc-news/bbc_news.jsonl, written out as one .txt file per
 article, "title\\n\\ntext", which both sides read) and "squad" (bench/data/squad-v1.1/articles).
-Each side embeds its own chunking: ours ~700-character whole-sentence passages (title
+Each side embeds its own chunking: ours whole-sentence passages of RAG_CHUNK_CHARS (title
 prefixed, one sentence of overlap, identical passages embedded once), the tutorial's
 RecursiveCharacterTextSplitter 1000/200. Tokens are counted with the model's tokenizer,
 truncated at the model's 256, i.e. what the model actually reads.

@@ -53,7 +53,9 @@ def test_quotes_are_verbatim_with_offsets(answerer: ExtractiveAnswerer) -> None:
 
 def test_who_question_names_the_person_in_full(answerer: ExtractiveAnswerer) -> None:
     hits = hits_for(STORY, parts=0)
-    answer = answerer.answer("Who leads the Sonora contingent of the federal preventive police?", hits)
+    answer = answerer.answer(
+        "Who leads the Sonora contingent of the federal preventive police?", hits
+    )
     assert "Armando Trevino" in answer.text
     assert "leads the Sonora contingent" in answer.text
     # The main quote comes first; the full-name sentence supports it.
@@ -63,8 +65,12 @@ def test_who_question_names_the_person_in_full(answerer: ExtractiveAnswerer) -> 
 
 
 def test_abstains_when_key_terms_are_missing() -> None:
-    answerer = ExtractiveAnswerer(HashEmbedder(), Settings(abstain_threshold=-1.0, min_coverage=0.5))
-    answer = answerer.answer("What does the Canadian prime minister think of submarines?", hits_for(STORY))
+    answerer = ExtractiveAnswerer(
+        HashEmbedder(), Settings(abstain_threshold=-1.0, min_coverage=0.5)
+    )
+    answer = answerer.answer(
+        "What does the Canadian prime minister think of submarines?", hits_for(STORY)
+    )
     assert answer.abstained and answer.text == ABSTENTION
     assert answer.citations == () and answer.closest
     assert answer.notes

@@ -192,7 +192,9 @@ def test_watch_picks_up_new_and_deleted_files(tmp_path: Path) -> None:
 
     folder = tmp_path / "watched"
     folder.mkdir()
-    (folder / "a.txt").write_text("First story\n\nThe ferry to Gull Island resumed service on Monday.")
+    (folder / "a.txt").write_text(
+        "First story\n\nThe ferry to Gull Island resumed service on Monday."
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(tmp_path / "idx")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "rag", "watch", str(folder), "--interval", "0.3"],
@@ -215,7 +217,9 @@ def test_watch_picks_up_new_and_deleted_files(tmp_path: Path) -> None:
             raise AssertionError(f"{text!r} not seen in {lines}")
 
         wait_for("1 added")
-        (folder / "b.md").write_text("# Second story\n\nThe lighthouse on Gull Island was repainted red.")
+        (folder / "b.md").write_text(
+            "# Second story\n\nThe lighthouse on Gull Island was repainted red."
+        )
         wait_for("1 added")
         (folder / "a.txt").unlink()
         wait_for("1 removed")

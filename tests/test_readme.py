@@ -21,7 +21,9 @@ def test_exactly_two_setup_commands_install_torch_first() -> None:
     assert len(commands) == 2
     for cmd in commands:
         assert "\n" not in cmd.strip()
-        assert cmd.index("torch==2.13.0") < cmd.index("install -q -e" if "-q -e" in cmd else "install -e")
+        assert cmd.index("torch==2.13.0") < cmd.index(
+            "install -q -e" if "-q -e" in cmd else "install -e"
+        )
     assert commands[0].rstrip().endswith("streamlit run app.py")
     assert "pytest" in commands[1]
 

@@ -43,11 +43,15 @@ def test_no_two_near_duplicate_passages_in_results(system: System) -> None:
 
 
 def test_source_and_date_filters(system: System) -> None:
-    only_md = system.search("robotics lab printers ferry bridge", k=10, filters=Filters(source="*.md"))
+    only_md = system.search(
+        "robotics lab printers ferry bridge", k=10, filters=Filters(source="*.md")
+    )
     assert only_md and all(h.article.source.endswith(".md") for h in only_md)
     substring = system.search("bridge", k=10, filters=Filters(source="reprint"))
     assert substring and all("reprint" in h.article.source for h in substring)
-    dated = system.search("ferry timetable", k=10, filters=Filters(date_from="2019-01-01", date_to="2019-12-31"))
+    dated = system.search(
+        "ferry timetable", k=10, filters=Filters(date_from="2019-01-01", date_to="2019-12-31")
+    )
     assert dated and {h.article.date for h in dated} == {"2019-06-01"}
     assert system.search("ferry", k=10, filters=Filters(date_from="2030-01-01")) == []
 
