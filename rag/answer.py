@@ -87,8 +87,8 @@ class Candidate:
 class Weights:
     """How the features combine; defaults chosen with bench/tune_answers.py on SQuAD."""
 
-    lexical: float = 0.35
-    kind: float = 0.12
+    lexical: float = 0.5
+    kind: float = 0.2
     rank: float = 0.08
 
     def score(self, c: Candidate) -> float:
@@ -281,14 +281,15 @@ def abstain(question: str, hits: Sequence[Hit], notes: tuple[str, ...] = ()) -> 
 
 
 def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> Answer:
-    """Order quotes readably (best passage first, document order within a passage); one citation each."""
-    first_rank = {}
+    """Number the quotes: the best one first, the others by passage rank and position, so quotes
+    from one passage read in order; quotes from outside the retrieved passages come last."""
+    first_rank: dict[int, int] = {}
     for rank, c in enumerate(chosen):
         first_rank.setdefault(c.hit_index, rank)
-    # Supporting quotes from outside the retrieved passages (a person's full name) come last.
-    ordered = sorted(
-        chosen, key=lambda c: (c.passage is not None, first_rank[c.hit_index], c.start)
+    rest = sorted(
+        chosen[1:], key=lambda c: (c.passage is not None, first_rank[c.hit_index], c.start)
     )
+    ordered = [chosen[0], *rest]
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
     for n, c in enumerate(ordered, start=1):
