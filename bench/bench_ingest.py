@@ -45,6 +45,7 @@ ROUTES: dict[str, str | None] = {"ours": "auto", "ours-fp32": "fp32", "baseline"
 class Run:
     seconds: float
     rss_mb: float
+    cpu_seconds: float  # user + system CPU of the child: less sensitive to other load than wall
 
 
 @dataclass
@@ -59,6 +60,10 @@ class Row:
     @property
     def wall(self) -> float:
         return statistics.median(r.seconds for r in self.runs)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(r.cpu_seconds for r in self.runs)
 
     @property
     def rss(self) -> float:
@@ -87,7 +92,8 @@ def timed_child(cmd: list[str], env: dict[str, str]) -> tuple[Run, str]:
         if proc.returncode != 0:
             tail = err.read().decode("utf-8", "replace")[-2000:]
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{tail}")
-    return Run(seconds, usage.ru_maxrss / 1024), stdout  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, usage.ru_maxrss / 1024, cpu), stdout  # ru_maxrss is in KiB on Linux
 
 
 def ours_cmd(articles: Path, index: Path) -> list[str]:
@@ -208,6 +214,7 @@ def measure(datasets: dict[str, Path], routes: list[str], repeats: int, work: Pa
                 row.runs.append(run)
                 print(
                     f"  run {rep}/{repeats} {dataset:<6} {route:<10} {run.seconds:7.1f} s "
+                    f"(cpu {run.cpu_seconds:7.1f} s) "
                     f"{run.rss_mb:6.0f} MiB  (load {loadavg()})",
                     flush=True,
                 )
@@ -221,17 +228,20 @@ def table(rows: list[Row]) -> str:
     head = (
         f"{'dataset':<7} {'route':<10} {'articles':>8} {'chunks':>7} {'tokens':>9} "
         f"{'wall s':>7} {'min-max':>13} {'art/s':>7} {'chunks/s':>8} {'tokens/s':>8} "
-        f"{'RSS MiB':>7} {'speed-up':>8}"
+        f"{'RSS MiB':>7} {'cpu s':>7} {'speed-up':>8} {'cpu-ratio':>9}"
     )
     lines = [head, "-" * len(head)]
     base = {r.dataset: r.wall for r in rows if ROUTES[r.route] is None}
+    base_cpu = {r.dataset: r.cpu for r in rows if ROUTES[r.route] is None}
     for r in rows:
         times = [x.seconds for x in r.runs]
         speed = f"{base[r.dataset] / r.wall:7.2f}x" if r.dataset in base else "-"
+        cpu_speed = f"{base_cpu[r.dataset] / r.cpu:8.2f}x" if r.dataset in base else "-"
         lines.append(
             f"{r.dataset:<7} {r.route:<10} {r.articles:>8} {r.chunks:>7} {r.tokens:>9} "
             f"{r.wall:>7.1f} {min(times):>6.1f}-{max(times):<6.1f} {r.articles / r.wall:>7.1f} "
-            f"{r.chunks / r.wall:>8.1f} {r.tokens / r.wall:>8.0f} {r.rss:>7.0f} {speed:>8}"
+            f"{r.chunks / r.wall:>8.1f} {r.tokens / r.wall:>8.0f} {r.rss:>7.0f} {r.cpu:>7.1f} "
+            f"{speed:>8} {cpu_speed:>9}"
         )
     return "\n".join(lines)
 
@@ -287,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure(datasets, routes, args.repeats, work)
         print(
             f"\nload average at end {loadavg()}; medians of {args.repeats} interleaved runs; "
-            "wall = child process start to exit (imports + model load included)"
+            "wall = child process start to exit (imports + model load included); speed-up = "
+            "baseline wall / route wall; cpu-ratio = baseline CPU s / route CPU s"
         )
         print(table(rows))
     return 0
