@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     for q in questions:
         hits = system.search(q.question)
         cands = answerer.candidates(q.question, hits)
-        feats = np.array([[c.cosine, c.overlap, c.kind, c.prior] for c in cands]).reshape(-1, 4)
+        feats = np.array([[c.cosine, c.overlap, c.kind, c.prior, c.phrase] for c in cands]).reshape(
+            -1, 5
+        )
         gold = np.array([contains_answer(c.text, q.answers) for c in cands], dtype=bool)
         table.append((q.impossible, feats, gold))
         coverages.append(answerer.coverage(q.question, hits))
@@ -58,20 +60,20 @@ def main(argv: list[str] | None = None) -> int:
 
     answerable = [(f, g) for imp, f, g in table if not imp and len(f)]
     grid = itertools.product(
-        (0.0, 0.2, 0.35, 0.5, 0.8), (0.0, 0.06, 0.12, 0.2), (0.0, 0.04, 0.08, 0.15)
+        (0.35, 0.5, 0.8), (0.12, 0.2, 0.3), (0.0, 0.08, 0.15), (0.0, 0.1, 0.2, 0.4)
     )
     results = []
-    for lex, kind, rank in grid:
-        w = np.array([1.0, lex, kind, rank])
+    for lex, kind, rank, phrase in grid:
+        w = np.array([1.0, lex, kind, rank, phrase])
         first_ok = [bool(g[int(np.argmax(f @ w))]) for f, g in answerable]
-        results.append((float(np.mean(first_ok)), lex, kind, rank))
+        results.append((float(np.mean(first_ok)), lex, kind, rank, phrase))
     results.sort(reverse=True)
     print("\nfirst quote contains a gold answer (answerable questions):")
-    print("  share   lexical  kind  rank")
-    for share, lex, kind, rank in results[:8]:
-        print(f"  {share:.3f}   {lex:.2f}    {kind:.2f}  {rank:.2f}")
+    print("  share   lexical  kind  rank  phrase")
+    for share, lex, kind, rank, phrase in results[:8]:
+        print(f"  {share:.3f}   {lex:.2f}    {kind:.2f}  {rank:.2f}  {phrase:.2f}")
     d = Weights()
-    w = np.array([1.0, d.lexical, d.kind, d.rank])
+    w = np.array([1.0, d.lexical, d.kind, d.rank, d.phrase])
     current = np.mean([bool(g[int(np.argmax(f @ w))]) for f, g in answerable])
     print(f"  {current:.3f}   current defaults {d}")
 

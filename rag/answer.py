@@ -77,6 +77,7 @@ class Candidate:
     overlap: float  # share of the question's key terms (idf-weighted) found in the sentence
     kind: float  # 1 when it holds the kind of thing asked for (a date for "when", ...)
     prior: float  # 1 / (1 + rank of its passage)
+    phrase: float = 0.0  # share of the question's consecutive key-term pairs found as pairs
     score: float = 0.0
     passage: tuple[int, int] | None = (
         None  # article span to show as its passage (default: the hit's)
@@ -87,12 +88,19 @@ class Candidate:
 class Weights:
     """How the features combine; defaults chosen with bench/tune_answers.py on SQuAD."""
 
-    lexical: float = 0.5
-    kind: float = 0.2
+    lexical: float = 0.8
+    kind: float = 0.3
     rank: float = 0.08
+    phrase: float = 0.4
 
     def score(self, c: Candidate) -> float:
-        return c.cosine + self.lexical * c.overlap + self.kind * c.kind + self.rank * c.prior
+        return (
+            c.cosine
+            + self.lexical * c.overlap
+            + self.kind * c.kind
+            + self.rank * c.prior
+            + self.phrase * c.phrase
+        )
 
 
 def sentence_spans(hits: Sequence[Hit]) -> list[tuple[int, int, int, str]]:
@@ -140,8 +148,13 @@ class ExtractiveAnswerer:
         total = sum(weights.values())
         kind = question_kind(question)
         out = []
+        q_tokens = tokenize(question)
+        q_pairs = set(zip(q_tokens, q_tokens[1:], strict=False))
         for (i, start, end, text), cos in zip(spans, cosines, strict=True):
-            found = set(tokenize(text))
+            tokens = tokenize(text)
+            found = set(tokens)
+            pairs = set(zip(tokens, tokens[1:], strict=False))
+            phrase = len(q_pairs & pairs) / len(q_pairs) if q_pairs else 0.0
             overlap = sum(w for t, w in weights.items() if t in found) / total if total else 0.0
             c = Candidate(
                 i,
@@ -152,6 +165,7 @@ class ExtractiveAnswerer:
                 overlap,
                 kind_match(kind, text, question),
                 1 / (1 + i),
+                phrase,
             )
             out.append(replace(c, score=self.weights.score(c)))
         return out
