@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         "key-term overlap and answer-kind match) the answerer says the articles don't answer.",
     )
     min_coverage: float = Field(
-        0.4,
+        0.3,
         ge=0.0,
         le=1.0,
         description="Share (idf-weighted) of the question's key terms that must occur in the "
