@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(dense_weight {s.dense_weight}), k for answers {s.k}; baseline: answers from top {ANSWER_K}"
     )
     print(format_table(reports))
+    for name, report in reports.items():
+        times = sorted(r.retrieve_ms for r in report.rows if r.retrieve_ms is not None)
+        if times:
+            print(f"{name}: retrieval p50 {times[len(times) // 2]:.1f} ms per question (warm)")
     if args.json:
         args.json.write_text(json.dumps({n: r.to_dict() for n, r in reports.items()}, indent=1))
     return 0
