@@ -74,7 +74,8 @@ def _stemmer() -> Stemmer.Stemmer:
 def _fold(text: str) -> str:
     """Case-fold and drop accents (naïve -> naive), keeping composed scripts such as Hangul."""
     text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    if not text.isascii():  # only non-ASCII text can hold combining marks: skip the per-char loop
+        text = "".join(c for c in text if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", text).replace("\u2019", "'")
 
 
