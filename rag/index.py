@@ -365,7 +365,7 @@ class IndexWriter:
                 "SELECT rowid FROM chunks WHERE embed_hash = ? LIMIT 1", (h,)
             ).fetchone()
             if row is not None:
-                out[h] = self.vectors.reconstruct(int(row[0]))
+                out[h] = np.asarray(self.vectors.reconstruct(int(row[0])), dtype=np.float32)
         return out
 
     def all_article_texts(self) -> list[tuple[str, str]]:
@@ -410,7 +410,7 @@ class IndexWriter:
         if rowids:
             ids = np.array(rowids, dtype=np.int64)
             self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-            self.lexical.add(ids, list(lexical_texts))
+            self.lexical.add(ids.tolist(), list(lexical_texts))
         self.changed = True
 
     def add_source(self, source: str, article_id: str, root: str | None) -> None:

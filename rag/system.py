@@ -178,20 +178,21 @@ class System:
         retriever = self.retriever()
         qvec = retriever.embed_query(standalone)
         hits = retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
+        answer: Answer | None = None
         if chat is None:
-            answerer = ExtractiveAnswerer(self.embedder, self.settings, idf=retriever.reader.idf)
-            answer = answerer.answer(standalone, hits, qvec)
+            extractive = ExtractiveAnswerer(self.embedder, self.settings, idf=retriever.reader.idf)
+            answer = extractive.answer(standalone, hits, qvec)
         else:
             from rag.llm import LLMAnswerer
 
-            answerer = LLMAnswerer(chat, self.similarity, self.settings)
-            answer = None
-            for part in answerer.answer_stream(standalone, hits):
+            for part in LLMAnswerer(chat, self.similarity, self.settings).answer_stream(
+                standalone, hits
+            ):
                 if isinstance(part, str):
                     yield part
                 else:
                     answer = part
-            assert answer is not None
+        assert answer is not None
         yield replace(
             answer, question=q, standalone_question=standalone if standalone != q else None
         )
