@@ -152,8 +152,9 @@ class Retriever:
             return hit
         mine = shingles(hit.chunk.text)
         best, best_c = None, 0.0
-        for rowid in self.reader.rowids_of_article(fullest.id):
-            chunk, _ = self.reader.chunks([rowid])[rowid]
+        rowids = self.reader.rowids_of_article(fullest.id)
+        rows = self.reader.chunks(rowids)  # one query for the whole article, not one per passage
+        for chunk, _ in (rows[r] for r in rowids if r in rows):
             c = containment(mine, shingles(chunk.text))
             if c > best_c:
                 best, best_c = chunk, c
