@@ -35,6 +35,8 @@ class _Located:
 class _Loaded:
     run: Callable[[list[str]], np.ndarray]  # one batch of texts -> vectors (not yet renormalised)
     dimension: int
+    # Many texts -> vectors in input order, batching them itself (texts, max batch, progress).
+    bulk: Callable[[list[str], int, Callable[[int], None] | None], np.ndarray] | None = None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -132,7 +134,7 @@ class LocalEmbeddings(Embeddings):
                 "bf16" if backend == "openvino-bf16" else "f32",
                 self._cache_dir,
             )
-            return _Loaded(runner, runner.dimension)
+            return _Loaded(runner, runner.dimension, runner.embed_many)
         model = _load_model(located.folder, torch_dtype(backend))
         return _Loaded(lambda batch: self._forward(model, batch), self._dimension_of(model))
 
@@ -194,7 +196,8 @@ class LocalEmbeddings(Embeddings):
     ) -> np.ndarray:
         """Embed ``texts`` into a float32 array of shape (len(texts), dimension), rows unit-norm.
 
-        Texts are batched longest first (less padding per batch) and returned in input order;
+        Texts are batched longest first (less padding per batch; the OpenVINO backends sort by
+        token count and keep a batch per stream in flight) and returned in input order;
         ``progress`` gets the number of texts finished after each batch.
         """
         if isinstance(texts, str):
@@ -204,6 +207,8 @@ class LocalEmbeddings(Embeddings):
             if not isinstance(text, str):
                 raise ValueError(f"texts[{i}] must be a string, got {type(text).__name__}")
         loaded = self._load()
+        if loaded.bulk is not None:
+            return self._unit(loaded.bulk(items, self._batch_size, progress))
         out = np.empty((len(items), loaded.dimension), dtype=np.float32)
         order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
         for start in range(0, len(order), self._batch_size):

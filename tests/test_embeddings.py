@@ -447,10 +447,21 @@ def test_openvino_tokeniser_matches_sentence_transformers(passages: list[str]) -
     model = SentenceTransformer(str(default_model_path()), device="cpu", local_files_only=True)
     prepare = getattr(model, "preprocess", None) or model.tokenize
     texts = passages[:20] + ["", "  padded with spaces  ", "word " * 400, "Ünïcödé café naïve"]
-    expected = prepare(texts)
-    got = ov_backend._Tokeniser(default_model_path())(texts)
-    for name in ("input_ids", "attention_mask", "token_type_ids"):
-        np.testing.assert_array_equal(got[name], expected[name].numpy())
+    tokeniser = ov_backend._Tokeniser(default_model_path())
+    for batch in (texts, texts[:3], ["Ünïcödé café naïve"]):
+        expected = {
+            k: prepare(batch)[k].numpy() for k in ("input_ids", "attention_mask", "token_type_ids")
+        }
+        got = tokeniser(batch)
+        width = expected["input_ids"].shape[1]
+        assert (
+            got["input_ids"].shape[1] % 16 == 0 and width <= got["input_ids"].shape[1] < width + 16
+        )
+        for name in ("input_ids", "attention_mask", "token_type_ids"):
+            np.testing.assert_array_equal(got[name][:, :width], expected[name])
+        # The extra columns are padding, masked out of attention and pooling.
+        assert not got["attention_mask"][:, width:].any()
+        assert (got["input_ids"][:, width:] == tokeniser.pad_id).all()
 
 
 @pytest.mark.slow
@@ -484,6 +495,27 @@ def test_openvino_keeps_order_progress_and_query_interface(
     index = fp32.embed(SENTENCES)
     q32 = np.asarray(fp32.embed_query("Who raised interest rates?"))
     assert int(np.argmax(index @ np.asarray(query))) == int(np.argmax(index @ q32))
+
+
+@pytest.mark.slow
+def test_openvino_bulk_path_batches_by_tokens_and_matches_one_by_one(
+    ov_bf16: LocalEmbeddings,
+) -> None:
+    # Lengths from one word to past the model's 256-token limit, shuffled: several batches of
+    # different widths, more batches than streams, results back in input order.
+    rng = np.random.default_rng(3)
+    texts = [" ".join(SENTENCES[: 1 + i % len(SENTENCES)] * (1 + i // 12)) for i in range(60)]
+    texts = [texts[i] for i in rng.permutation(len(texts))] + ["Short one.", ""]
+    calls: list[tuple[int, str]] = []
+    vectors = ov_bf16.embed(
+        texts, progress=lambda n: calls.append((n, threading.current_thread().name))
+    )
+    assert sum(n for n, _ in calls) == len(texts)
+    assert len(calls) > 2  # batched by tokens: long texts come 16 to a batch at most
+    assert {name for _, name in calls} == {threading.current_thread().name}
+    alone = np.stack([ov_bf16.embed([t])[0] for t in texts])
+    assert _cosines(vectors, alone).min() > 0.999
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.slow
