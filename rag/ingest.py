@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +27,7 @@ Progress = Callable[[str, int, int], None]
 _COMMIT_EVERY_SECONDS = (
     60.0  # long ingests commit along the way, so a crash loses at most this much
 )
+_PROGRESS_SECONDS = 0.2  # how often embedding progress is reported while waiting for the worker
 
 
 class Embedder(Protocol):
@@ -138,6 +140,36 @@ class _Pending:
     texts: list[str]
     hashes: list[str]
     is_update: bool
+    copy: bool = False  # same text as an article planned earlier in this run, not yet written
+
+
+class _Cancelled(Exception):
+    """Raised in the embedding worker when the ingest it works for has failed."""
+
+
+class _Counter:
+    """Passages embedded so far in this run, counted by the worker, read by the ingest thread."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+        self.cancelled = False
+
+    def tick(self, n: int) -> None:
+        if self.cancelled:
+            raise _Cancelled
+        self.done += n
+
+
+@dataclass
+class _Batch:
+    """Planned articles whose new passages are being embedded by the worker."""
+
+    pending: list[_Pending]
+    texts: dict[str, str]  # embed hash -> text, sent to the worker
+    known: dict[str, np.ndarray]  # embed hash -> vector: from the index, then from the worker
+    future: Future[np.ndarray] | None
+    earlier: _Batch | None  # the batch in flight when this one was queued (shares its texts)
 
 
 class Ingestor:
@@ -149,17 +181,24 @@ class Ingestor:
         embedder: Embedder,
         progress: Progress | None = None,
         commit_every: float = _COMMIT_EVERY_SECONDS,
+        flush_passages: int | None = None,
     ) -> None:
         """``commit_every``: seconds between intermediate commits of a long ingest (0: after every
-        embedding batch; crash tests use that to put many commits in a small ingest)."""
+        batch; crash tests use that to put many commits in a small ingest). ``flush_passages``:
+        passages planned before they go to the embedding worker as one batch (default 16 embedding
+        batches: large enough that the worker rarely waits, small enough to commit often)."""
         if commit_every < 0:
             raise ValueError(f"commit_every must be >= 0, not {commit_every}")
+        if flush_passages is not None and flush_passages < 1:
+            raise ValueError(f"flush_passages must be >= 1, not {flush_passages}")
         self.commit_every = commit_every
+        self.flush_passages = flush_passages or 16 * settings.embed_batch_size
         self.settings = settings
         self.embedder = embedder
         self.progress = progress or (lambda stage, done, total: None)
         self.store = IndexStore(settings.index_dir, settings.lock_timeout)
         self.vector_policy = VectorPolicy.from_settings(settings)
+        self._planned: set[str] = set()  # article ids planned in the current run
 
     def run(self, paths: Iterable[Path | str], sync: bool = True) -> IngestReport:
         started = time.perf_counter()
@@ -202,31 +241,59 @@ class Ingestor:
         report: IngestReport,
         sync: bool,
     ) -> None:
+        """Read, plan and write in this thread; embed in a worker thread meanwhile.
+
+        While the worker embeds one batch of passages, this thread writes the batch before it
+        into the index (BM25 terms, vectors, rows) and reads and chunks the files of the batch
+        after it. Only this thread touches the writer; a batch is written (and may be
+        committed) once its vectors are back, in file order.
+        """
         seen: set[str] = set()  # sources produced by this run
         loaded: set[str] = set()  # files read successfully (their missing records are gone)
         pending: list[_Pending] = []
         pending_chunks = 0
         last_commit = time.monotonic()
         total_files = len(files)
-        for n, (path, root, result) in enumerate(_prefetch(files, self.settings), start=1):
-            self.progress("read", n, total_files)
-            if isinstance(result, SkipFile):
-                report.skipped.append((str(path), str(result)))
-                continue
-            loaded.add(str(path))
-            for doc in result:
-                seen.add(doc.source)
-                item = self._plan(doc, root, writer, report)
-                if item is not None:
-                    pending.append(item)
-                    pending_chunks += len(item.chunks)
-            if pending_chunks >= 4 * self.settings.embed_batch_size:
-                self._flush(pending, writer, report)
-                pending, pending_chunks = [], 0
-                if time.monotonic() - last_commit >= self.commit_every:
-                    writer.commit()
-                    last_commit = time.monotonic()
-        self._flush(pending, writer, report)
+        embedded = _Counter()
+        self._planned = set()
+        queued: list[_Batch] = []  # submitted, not yet written: at most two, oldest first
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-embed") as pool:
+            try:
+                for n, (path, root, result) in enumerate(_prefetch(files, self.settings), start=1):
+                    self.progress("read", n, total_files)
+                    if isinstance(result, SkipFile):
+                        report.skipped.append((str(path), str(result)))
+                        continue
+                    loaded.add(str(path))
+                    for doc in result:
+                        seen.add(doc.source)
+                        item = self._plan(doc, root, writer, report)
+                        if item is not None:
+                            pending.append(item)
+                            pending_chunks += len(item.chunks)
+                    if pending_chunks < self.flush_passages:
+                        continue
+                    # Queue this batch behind the one in flight, then write that one while
+                    # the worker goes straight on to this.
+                    earlier = queued[-1] if queued else None
+                    queued.append(self._submit(pool, pending, writer, earlier, embedded))
+                    pending, pending_chunks = [], 0
+                    if len(queued) > 1:
+                        self._write(queued.pop(0), writer, report, embedded)
+                        if time.monotonic() - last_commit >= self.commit_every:
+                            writer.commit()
+                            last_commit = time.monotonic()
+                if pending:
+                    earlier = queued[-1] if queued else None
+                    queued.append(self._submit(pool, pending, writer, earlier, embedded))
+                while queued:
+                    self._write(queued.pop(0), writer, report, embedded)
+            finally:
+                # After an error here: drop what the worker has not started, stop what it has.
+                embedded.cancelled = True
+                for b in queued:
+                    if b.future is not None:
+                        b.future.cancel()
         if sync:
             self._remove_missing(files, seen, loaded, writer, report)
         if writer.changed:
@@ -247,6 +314,8 @@ class Ingestor:
             report.renamed.append(doc.source)
             report.unchanged.append(doc.source)
             return None
+        copy = article_id in self._planned  # its first copy is still on its way to the index
+        self._planned.add(article_id)
         article = Article(
             id=article_id,
             source=doc.source,
@@ -257,6 +326,8 @@ class Ingestor:
             url=doc.url,
             site=doc.site,
         )
+        if copy:
+            return _Pending(article, doc, doc.source, root, [], [], [], old is not None, copy=True)
         chunks = chunk_article(
             article_id,
             doc.text,
@@ -268,39 +339,68 @@ class Ingestor:
         hashes = [content_hash(t) for t in texts]
         return _Pending(article, doc, doc.source, root, chunks, texts, hashes, old is not None)
 
-    def _flush(self, pending: list[_Pending], writer: IndexWriter, report: IngestReport) -> None:
-        if not pending:
-            return
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        pending: list[_Pending],
+        writer: IndexWriter,
+        earlier: _Batch | None,
+        embedded: _Counter,
+    ) -> _Batch:
+        """Queue the passages of ``pending`` that have no vector yet for embedding.
+
+        Vectors come from the index (passages embedded before, by any run), from ``earlier``
+        (the batch still being embedded) or from this batch's own embedding.
+        """
         all_hashes = [h for p in pending for h in p.hashes]
-        cached = writer.cached_vectors(all_hashes)
-        to_embed: dict[str, str] = {}
+        known = writer.cached_vectors(all_hashes)
+        queued = earlier.texts if earlier is not None else {}
+        texts: dict[str, str] = {}
         for p in pending:
             for h, t in zip(p.hashes, p.texts, strict=True):
-                if h not in cached:
-                    to_embed.setdefault(h, t)
-        total = len(to_embed)
-        done = report.chunks_embedded  # progress counts passages over the whole run
+                if h not in known and h not in queued:
+                    texts.setdefault(h, t)
+        embedded.total += len(texts)
+        future = (
+            pool.submit(self.embedder.embed, list(texts.values()), embedded.tick) if texts else None
+        )
+        return _Batch(pending, texts, known, future, earlier)
 
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            self.progress("embed", done, report.chunks_embedded + total)
-
-        if to_embed:
-            vecs = self.embedder.embed(list(to_embed.values()), progress=tick)
-            cached.update(zip(to_embed.keys(), vecs, strict=True))
-        report.chunks_embedded += total
-        report.chunks_reused += len(all_hashes) - total
-        for p in pending:
-            vectors = (
-                np.vstack([cached[h] for h in p.hashes])
+    def _write(
+        self, batch: _Batch, writer: IndexWriter, report: IngestReport, embedded: _Counter
+    ) -> None:
+        """Wait for ``batch``'s vectors (reporting progress meanwhile), then write it."""
+        vectors = batch.known
+        if batch.future is not None:
+            while True:
+                try:
+                    result = batch.future.result(timeout=_PROGRESS_SECONDS)
+                    break
+                except FutureTimeout:
+                    self.progress("embed", embedded.done, embedded.total)
+            vectors.update(zip(batch.texts.keys(), result, strict=True))
+            self.progress("embed", embedded.done, embedded.total)
+        all_hashes = [h for p in batch.pending for h in p.hashes]
+        if batch.earlier is not None:  # written before this one, so its vectors are all there
+            vectors.update((h, batch.earlier.known[h]) for h in all_hashes if h not in vectors)
+            batch.earlier = None  # let the earlier batch's vectors go
+        report.chunks_embedded += len(batch.texts)
+        report.chunks_reused += len(all_hashes) - len(batch.texts)
+        for p in batch.pending:
+            if p.copy:  # written like a rename now that the first copy is in the index
+                writer.add_source(p.source, p.article.id, p.root)
+                report.renamed.append(p.source)
+                report.unchanged.append(p.source)
+                continue
+            rows = (
+                np.vstack([vectors[h] for h in p.hashes])
                 if p.hashes
                 else np.zeros((0, self.embedder.dimension), np.float32)
             )
             if p.is_update:
                 writer.remove_source(p.source)
-            if not writer.has_article(p.article.id):  # else: a copy of a file earlier in this run
-                writer.add_article(p.article, p.doc.pages, p.chunks, vectors, p.hashes, p.texts)
+            if not writer.has_article(p.article.id):
+                writer.add_article(p.article, p.doc.pages, p.chunks, rows, p.hashes, p.texts)
             writer.add_source(p.source, p.article.id, p.root)
             (report.updated if p.is_update else report.added).append(p.source)
 

@@ -50,9 +50,12 @@ def _writer(index: str, folder: str, rounds: int) -> None:
         write_articles(root, 1, seed=SEED, first=100 + r)
         if r >= 2:
             (root / f"article_{100 + r - 2:03d}.txt").unlink()
-        Ingestor(_settings(Path(index), lock_timeout=60), HashEmbedder(), commit_every=0.0).run(
-            [root]
-        )
+        Ingestor(
+            _settings(Path(index), lock_timeout=60),
+            HashEmbedder(),
+            commit_every=0.0,
+            flush_passages=4,
+        ).run([root])
 
 
 def _hold_lock(index: str, locked: str, release: str) -> None:
@@ -65,9 +68,9 @@ def _hold_lock(index: str, locked: str, release: str) -> None:
 
 
 def _ingest(index: str, folder: str) -> None:
-    Ingestor(_settings(Path(index), lock_timeout=60), HashEmbedder(), commit_every=0.0).run(
-        [folder], sync=False
-    )
+    Ingestor(
+        _settings(Path(index), lock_timeout=60), HashEmbedder(), commit_every=0.0, flush_passages=4
+    ).run([folder], sync=False)
 
 
 def _check_hits(system: System, emb: HashEmbedder, question: str) -> int:

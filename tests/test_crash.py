@@ -45,7 +45,7 @@ _CTX.set_forkserver_preload([__name__])
 
 
 def _settings(index_dir: Path) -> Settings:
-    # Batches of 4 passages: a commit every one or two articles.
+    # With flush_passages=4 and commit_every=0 (the crash child): a commit every one or two articles.
     return Settings(index_dir=index_dir, embed_batch_size=1, lock_timeout=30)
 
 
@@ -91,7 +91,9 @@ def _child(index_dir: str, folder: str, log_path: str, fsync: str, slow_sync: bo
 
         IndexWriter.remove_source = slow_remove  # type: ignore[method-assign]
     log({"event": "start"})
-    Ingestor(_settings(Path(index_dir)), HashEmbedder(), commit_every=0.0).run([folder])
+    Ingestor(_settings(Path(index_dir)), HashEmbedder(), commit_every=0.0, flush_passages=4).run(
+        [folder]
+    )
     log({"event": "finished"})
 
 

@@ -16,6 +16,7 @@ from rag.settings import Settings
 from rag.store import IndexStore, verify_snapshot
 from rag.system import System
 from tests.conftest import HashEmbedder
+from tests.synthetic import write_articles
 
 
 def make_system(tmp_path: Path, embedder: HashEmbedder | None = None, **kw: object) -> System:
@@ -251,3 +252,122 @@ def test_progress_counts_passages_over_the_whole_run(tmp_path: Path, corpus_dir:
     assert [d for _, d, _ in embeds] == sorted(d for _, d, _ in embeds)
     assert all(d <= t for _, d, t in embeds)
     assert embeds[-1][1:] == (report.chunks_embedded, report.chunks_embedded)
+
+
+# --- the ingest pipeline: embedding in a worker while this thread reads and writes -------------
+
+
+class RecordingEmbedder(HashEmbedder):
+    """Records every text embedded and the thread that reported progress; can fail on call N."""
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+        self.fail_on_call = fail_on_call
+
+    def embed(self, texts, progress=None):  # type: ignore[no-untyped-def]
+        if self.fail_on_call is not None and len(self.calls) + 1 >= self.fail_on_call:
+            self.calls.append(len(texts))
+            raise RuntimeError("embedding backend fell over")
+        self.texts.extend(texts)
+        return super().embed(texts, progress)
+
+
+def _copies_across_batches(folder: Path) -> list[Path]:
+    """20 articles, and after every fourth one a copy of it under another title: same text, so
+    the same article, but a different embedding text (the title is part of it)."""
+    paths = write_articles(folder, 20, seed=7)
+    for i, path in enumerate(paths[::4]):
+        title, _, text = path.read_text(encoding="utf-8").partition("\n\n")
+        copy = folder / f"{path.stem}_copy_{i}.txt"
+        copy.write_text(f"Reprinted: {title}\n\n{text}", encoding="utf-8")
+    return sorted(folder.iterdir())
+
+
+@pytest.mark.parametrize("flush", [1, 3, 1000])
+def test_pipelined_ingest_embeds_each_passage_once_and_matches_one_batch(
+    tmp_path: Path, flush: int
+) -> None:
+    from rag.ingest import Ingestor
+
+    folder = tmp_path / "articles"
+    _copies_across_batches(folder)
+    reference_index = tmp_path / "reference"
+    Ingestor(Settings(index_dir=reference_index), HashEmbedder(), flush_passages=10**6).run(
+        [folder]
+    )
+
+    emb = RecordingEmbedder()
+    settings = Settings(index_dir=tmp_path / "index")
+    report = Ingestor(settings, emb, flush_passages=flush).run([folder])
+    assert len(emb.texts) == len(set(emb.texts)) == report.chunks_embedded  # nothing twice
+    if flush == 1:
+        assert len(emb.calls) > 10  # really many batches, so copies met in-flight originals
+    assert len(report.added) == 20 and len(report.renamed) == 5
+    assert not report.skipped and not report.updated
+
+    got, want = (
+        IndexReader(IndexStore(settings.index_dir)),
+        IndexReader(IndexStore(reference_index)),
+    )
+    assert got.stats()["chunks"] == want.stats()["chunks"]
+    rows_got = sorted((a["id"], a["source"]) for a in got.list_articles())
+    rows_want = sorted((a["id"], a["source"]) for a in want.list_articles())
+    assert [r[0] for r in rows_got] == [r[0] for r in rows_want]
+    # Every stored passage (all 20 articles) was embedded and is findable by its own text.
+    for article in got.list_articles():
+        rowids = got.rowids_of_article(article["id"])
+        assert rowids
+        for rowid, (chunk, art) in got.chunks(rowids).items():
+            top = got.dense_search(emb.embed([f"{art.title}\n{chunk.text}"])[0], 1)
+            assert top[0][0] == rowid
+
+
+def test_embedding_progress_is_reported_from_the_ingest_thread(tmp_path: Path) -> None:
+    from rag.ingest import Ingestor
+
+    folder = tmp_path / "articles"
+    write_articles(folder, 12, seed=3)
+    seen: list[tuple[str, int, int, str]] = []
+    report = Ingestor(
+        Settings(index_dir=tmp_path / "index"),
+        HashEmbedder(),
+        progress=lambda stage, done, total: seen.append(
+            (stage, done, total, threading.current_thread().name)
+        ),
+        flush_passages=4,
+    ).run([folder])
+    assert {name for *_, name in seen} == {threading.current_thread().name}
+    embeds = [(done, total) for stage, done, total, _ in seen if stage == "embed"]
+    assert embeds and embeds[-1] == (report.chunks_embedded, report.chunks_embedded)
+    assert [d for d, _ in embeds] == sorted(d for d, _ in embeds)  # never goes back
+    assert all(d <= t for d, t in embeds)
+
+
+def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path: Path) -> None:
+    from rag.ingest import Ingestor
+
+    folder = tmp_path / "articles"
+    write_articles(folder, 30, seed=5)
+    settings = Settings(index_dir=tmp_path / "index")
+    Ingestor(settings, HashEmbedder()).run([folder / "article_000.txt"])
+    before = IndexReader(IndexStore(settings.index_dir)).stats()
+
+    emb = RecordingEmbedder(fail_on_call=3)
+    with pytest.raises(RuntimeError, match="fell over"):
+        Ingestor(settings, emb, commit_every=0.0, flush_passages=4).run([folder], sync=False)
+    # At most the batch already queued behind the failed one was started; no worker outlives
+    # the failed ingest.
+    assert 3 <= len(emb.calls) <= 4
+    assert not [t for t in threading.enumerate() if t.name.startswith("rag-embed")]
+    reader = IndexReader(IndexStore(settings.index_dir))
+    assert verify_snapshot(IndexStore(settings.index_dir).current_snapshot()) == []
+    after = reader.stats()
+    # The first batch was written and committed while the second was being embedded; the
+    # failed batch and everything after it are not in the index.
+    assert before["articles"] < after["articles"] < 30
+    # Rerun with a working embedder: finishes the job, embedding only what is missing.
+    again = HashEmbedder()
+    report = Ingestor(settings, again).run([folder])
+    assert IndexReader(IndexStore(settings.index_dir)).stats()["articles"] == 30
+    assert report.chunks_embedded == sum(again.calls)
