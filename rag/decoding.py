@@ -4,7 +4,7 @@ cp1252/latin-1 only when the result reads like text. Binary data is refused with
 from __future__ import annotations
 
 import codecs
-import unicodedata
+import re
 
 from rag.errors import SkipFile
 
@@ -18,12 +18,17 @@ _BOMS = (
 _SAMPLE = 200_000
 
 
+# Unicode's control characters (category Cc: U+0000-001F and U+007F-009F) other than tab, line
+# feed, form feed and carriage return. One regex scan: a per-character category lookup was most
+# of the time spent reading a plain-text file.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+
+
 def _control_share(text: str) -> float:
     sample = text[:_SAMPLE]
     if not sample:
         return 0.0
-    bad = sum(1 for c in sample if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f")
-    return bad / len(sample)
+    return sum(1 for _ in _CONTROL.finditer(sample)) / len(sample)
 
 
 def _reads_like_legacy_text(text: str) -> bool:

@@ -427,3 +427,19 @@ def test_random_text_gives_documents_or_skipfile(
         assert str(e)
         return
     assert docs and all(d.text.strip() and d.title for d in docs)
+
+
+def test_control_share_counts_exactly_the_unicode_control_characters() -> None:
+    import unicodedata
+
+    from rag.decoding import _control_share
+
+    def reference(text: str) -> float:
+        bad = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f")
+        return bad / len(text)
+
+    every = "".join(map(chr, range(0x3000))) + "\U0001f600\ufeff\u200b"
+    assert _control_share(every) == reference(every)
+    for c in every:
+        assert _control_share(c + "ab") == reference(c + "ab"), hex(ord(c))
+    assert _control_share("") == 0.0
