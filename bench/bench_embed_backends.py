@@ -8,6 +8,7 @@ sweep for the fastest route that stays accurate. A script that prints figures, n
 
     python bench/bench_embed_backends.py --texts 400 --repeats 3
     python bench/bench_embed_backends.py --routes "torch fp32,ours openvino-bf16" --batches 16,32,64
+    python bench/bench_embed_backends.py --bulk --size 1100 --texts 1500   # the OpenVINO bulk path
 """
 
 from __future__ import annotations
@@ -285,6 +286,82 @@ def build_routes(
     return routes, skipped
 
 
+# --- the OpenVINO bulk path ------------------------------------------------------------------
+
+
+def bulk_section(texts: list[str], repeats: int, reference: np.ndarray) -> None:
+    """OpenVINO bf16 ways of embedding many texts: the per-batch path (texts sorted by characters,
+    batches of 64 at whatever length the longest has) against the bulk path (sorted by tokens,
+    batches of about _BULK_TOKENS tokens padded to a multiple of _PAD_MULTIPLE, one batch per
+    stream in flight), under both performance hints; then one short query's latency."""
+    from embeddings import ov_backend
+
+    defaults = (ov_backend._HINT, ov_backend._PAD_MULTIPLE, ov_backend._BULK_TOKENS)
+    models: dict[str, LocalEmbeddings] = {}
+    for hint in ("LATENCY", "THROUGHPUT"):
+        ov_backend._HINT = hint  # bench only: read when the model loads
+        models[hint] = LocalEmbeddings(backend="openvino-bf16")
+        models[hint].embed(texts[:8])
+    ov_backend._HINT = defaults[0]
+    tokeniser = ov_backend._Tokeniser(models["LATENCY"].model_path)
+    tokens = sum(len(ids) for ids, _ in tokeniser.encode(texts))
+
+    def per_batch(hint: str, pad: int) -> Callable[[], np.ndarray]:
+        run = models[hint]._load().run
+
+        def go() -> np.ndarray:
+            ov_backend._PAD_MULTIPLE = pad
+            return batched(texts, 64, run)
+
+        return go
+
+    def bulk(hint: str, pad: int, budget: int) -> Callable[[], np.ndarray]:
+        def go() -> np.ndarray:
+            ov_backend._PAD_MULTIPLE, ov_backend._BULK_TOKENS = pad, budget
+            return models[hint].embed(texts)
+
+        return go
+
+    budget = defaults[2]
+    variants: dict[str, Callable[[], np.ndarray]] = {
+        "per batch of 64, LATENCY, pad 1": per_batch("LATENCY", 1),
+        "per batch of 64, LATENCY, pad 16": per_batch("LATENCY", 16),
+        f"bulk {budget} tok, LATENCY, pad 1": bulk("LATENCY", 1, budget),
+        f"bulk {budget} tok, LATENCY, pad 16": bulk("LATENCY", 16, budget),
+        f"bulk {budget} tok, THROUGHPUT, pad 1": bulk("THROUGHPUT", 1, budget),
+    }
+    for b in (1024, 2048, 3072, 4096, 8192):
+        variants[f"bulk {b} tok, THROUGHPUT, pad 16"] = bulk("THROUGHPUT", 16, b)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    cosines: dict[str, float] = {}
+    try:
+        for _ in range(repeats):
+            for name, go in variants.items():
+                start = time.perf_counter()
+                vectors = go()
+                times[name].append(time.perf_counter() - start)
+                cosines[name] = float(np.sum(vectors * reference, axis=1).mean())
+    finally:
+        ov_backend._HINT, ov_backend._PAD_MULTIPLE, ov_backend._BULK_TOKENS = defaults
+    print(f"\nOpenVINO bf16, {len(texts)} passages, {tokens} tokens, median of {repeats}:")
+    first = statistics.median(times[next(iter(variants))])
+    print(f"{'variant':<38} {'texts/s':>8} {'tokens/s':>9} {'vs first':>8} {'mean cos':>9}")
+    for name in variants:
+        t = statistics.median(times[name])
+        print(
+            f"{name:<38} {len(texts) / t:>8.1f} {tokens / t:>9.0f} {first / t:>7.2f}x "
+            f"{cosines[name]:>9.6f}"
+        )
+    print('one query ("Who raised interest rates?"), p50 of 200:')
+    for hint, emb in models.items():
+        samples = []
+        for _ in range(220):
+            start = time.perf_counter()
+            emb.embed_query("Who raised interest rates?")
+            samples.append(time.perf_counter() - start)
+        print(f"  {hint:<11} {statistics.median(samples[20:]) * 1000:6.2f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000, help="passages to embed per run")
@@ -298,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batches", default="32,64,128", help="batch sizes of the sweep")
     parser.add_argument(
+        "--bulk",
+        action="store_true",
+        help="only the OpenVINO bulk-path table (token batching, padding, hints) and query latency",
+    )
+    parser.add_argument("--size", type=int, default=700, help="passage length in characters")
+    parser.add_argument(
         "--jsonl",
         type=Path,
         default=ROOT.parent / "shared/eval/bbc-news/bbc_news.jsonl",
@@ -309,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    texts = load_passages(args.jsonl, args.texts)
+    texts = load_passages(args.jsonl, args.texts, args.size)
     mean_len = statistics.mean(len(t) for t in texts)
     print(f"{len(texts)} passages (mean {mean_len:.0f} chars) from {args.jsonl}")
     print(
@@ -319,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
     wanted = {r.strip() for r in args.routes.split(",")} if args.routes else None
+    if args.bulk:
+        reference = torch_route("fp32")(texts, args.batch_size)
+        bulk_section(texts, args.repeats, reference)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         routes, skipped = build_routes(Path(tmp), wanted, args.onnx)
         reference = routes["torch fp32"](texts, args.batch_size)

@@ -29,10 +29,11 @@ _XML: Final = "model.xml"
 _BIN: Final = "model.bin"
 _META: Final = "meta.json"
 _INPUTS: Final = ("input_ids", "attention_mask", "token_type_ids")
-_PAD_MULTIPLE: Final = 16
+_PAD_MULTIPLE = 16
 # Tokens per batch on the bulk path (12 full-length passages, more short ones): 2k-4k measured
 # alike, 8k slower (bench/bench_embed_backends.py).
-_BULK_TOKENS: Final = 3072
+_BULK_TOKENS = 3072
+_HINT = "THROUGHPUT"  # OpenVINO performance hint (bench/bench_embed_backends.py --bulk)
 
 
 def openvino_available() -> bool:
@@ -261,7 +262,7 @@ class OpenVINORunner:
         config = {
             "INFERENCE_PRECISION_HINT": precision,
             "INFERENCE_NUM_THREADS": cpu_count(),
-            "PERFORMANCE_HINT": "THROUGHPUT",
+            "PERFORMANCE_HINT": _HINT,
         }
         try:
             self._compiled = core.compile_model(core.read_model(str(ir / _XML)), "CPU", config)
