@@ -30,9 +30,9 @@ _BIN: Final = "model.bin"
 _META: Final = "meta.json"
 _INPUTS: Final = ("input_ids", "attention_mask", "token_type_ids")
 _PAD_MULTIPLE = 16
-# Tokens per batch on the bulk path (12 full-length passages, more short ones): 2k-4k measured
-# alike, 8k slower (bench/bench_embed_backends.py).
-_BULK_TOKENS = 3072
+# Tokens per batch on the bulk path (8 full-length passages, more short ones): 1k-4k measured
+# alike, 8k slower (bench/bench_embed_backends.py --bulk).
+_BULK_TOKENS = 2048
 _HINT = "THROUGHPUT"  # OpenVINO performance hint (bench/bench_embed_backends.py --bulk)
 
 
@@ -257,8 +257,8 @@ class OpenVINORunner:
         ir = cached_ir(folder, model_id, cache_dir or default_cache_dir(), self.tokenise)
         core = ov.Core()
         # THROUGHPUT: several streams, each on its own cores, so the bulk path keeps one batch
-        # per stream in flight; a single query runs on one stream. On 2 cores this measured
-        # faster than one 2-thread stream (LATENCY) for bulk work and no slower for a query.
+        # per stream in flight (1.11x LATENCY's single 2-thread stream on 2 cores); a single
+        # query then runs on one stream (2.9 ms against 2.3 ms). bench_embed_backends.py --bulk.
         config = {
             "INFERENCE_PRECISION_HINT": precision,
             "INFERENCE_NUM_THREADS": cpu_count(),
