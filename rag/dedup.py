@@ -10,12 +10,21 @@ import functools
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["collapse", "containment", "group_near_duplicates", "jaccard", "shingles"]
+__all__ = [
+    "Sketch",
+    "collapse",
+    "containment",
+    "group_near_duplicates",
+    "jaccard",
+    "shingles",
+    "sketch_texts",
+]
 
 T = TypeVar("T")
 
@@ -136,6 +145,24 @@ def _minhash(sets: list[np.ndarray], n_perm: int = N_PERM) -> np.ndarray:
     return sig
 
 
+@dataclass(frozen=True)
+class Sketch:
+    """What grouping needs of one text: its shingle hashes and their MinHash signature."""
+
+    shingles: np.ndarray  # sorted unique uint64
+    signature: np.ndarray  # N_PERM uint32 (all zero when there are no shingles)
+
+
+def sketch_texts(texts: Sequence[str]) -> list[Sketch]:
+    """Sketches of ``texts``, the same whether computed together, one by one or in any order."""
+    sets = [_shingle_array(t) for t in texts]
+    usable = [i for i, s in enumerate(sets) if len(s)]
+    sig = np.zeros((len(sets), N_PERM), np.uint32)
+    if usable:
+        sig[usable] = _minhash([sets[i] for i in usable])
+    return [Sketch(s, sig[i]) for i, s in enumerate(sets)]
+
+
 def _candidate_pairs(sig: np.ndarray, rows: int = ROWS_PER_BAND) -> np.ndarray:
     """Pairs (i < j) of signature rows that agree on every row of at least one band."""
     n, n_perm = sig.shape
@@ -168,7 +195,9 @@ def _find(parent: list[int], i: int) -> int:
 
 
 def group_near_duplicates(
-    docs: Sequence[tuple[str, str]], threshold: float = 0.5
+    docs: Sequence[tuple[str, str]],
+    threshold: float = 0.5,
+    sketches: Mapping[str, Sketch] | None = None,
 ) -> dict[str, str]:
     """Map doc_id -> group id for every article that has another version among ``docs``.
 
@@ -186,17 +215,24 @@ def group_near_duplicates(
     0.55 at r=0.25; a reprint that keeps ~half of the story with light edits (C~0.9, r~0.5,
     J~0.45) is found with certainty in practice. Much shorter excerpts of long articles
     (r < ~0.2) are often missed; they are quotes more than versions.
+
+    ``sketches``: already computed sketches by doc_id (of the same texts), e.g. made while an
+    ingest waited for its embeddings; the others are computed here.
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
     ids = [doc_id for doc_id, _ in docs]
     if len(set(ids)) != len(ids):
         raise ValueError("docs contains the same doc_id twice")
-    sets = [_shingle_array(text) for _, text in docs]
+    known = sketches or {}
+    missing = [i for i, doc_id in enumerate(ids) if doc_id not in known]
+    made = dict(zip(missing, sketch_texts([docs[i][1] for i in missing]), strict=True))
+    every = [made[i] if i in made else known[doc_id] for i, doc_id in enumerate(ids)]
+    sets = [s.shingles for s in every]
     usable = [i for i, s in enumerate(sets) if len(s)]
     if len(usable) < 2:
         return {}
-    sig = _minhash([sets[i] for i in usable])
+    sig = np.stack([every[i].signature for i in usable])
     parent = list(range(len(docs)))
     for p, q in _candidate_pairs(sig).tolist():
         i, j = usable[p], usable[q]

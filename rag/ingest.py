@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.chunking import chunk_article
-from rag.dedup import group_near_duplicates
+from rag.dedup import Sketch, group_near_duplicates, sketch_texts
 from rag.errors import InputError, RagError, SkipFile
 from rag.index import IndexWriter
 from rag.loaders import SUPPORTED_SUFFIXES, load_file
@@ -199,6 +199,9 @@ class Ingestor:
         self.store = IndexStore(settings.index_dir, settings.lock_timeout)
         self.vector_policy = VectorPolicy.from_settings(settings)
         self._planned: set[str] = set()  # article ids planned in the current run
+        # Near-duplicate sketches of the articles written by this instance, made while the
+        # worker embeds, so the grouping at the end has only the LSH left to do.
+        self._sketches: dict[str, Sketch] = {}
 
     def run(self, paths: Iterable[Path | str], sync: bool = True) -> IngestReport:
         started = time.perf_counter()
@@ -257,6 +260,8 @@ class Ingestor:
         embedded = _Counter()
         self._planned = set()
         queued: list[_Batch] = []  # submitted, not yet written: at most two, oldest first
+        submitted = 0
+        first_batch = max(1, self.settings.embed_batch_size)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-embed") as pool:
             try:
                 for n, (path, root, result) in enumerate(_prefetch(files, self.settings), start=1):
@@ -271,13 +276,16 @@ class Ingestor:
                         if item is not None:
                             pending.append(item)
                             pending_chunks += len(item.chunks)
-                    if pending_chunks < self.flush_passages:
+                    # The first batches are small, so the worker starts after a few files rather
+                    # than a full batch's worth; then they double up to flush_passages.
+                    if pending_chunks < min(self.flush_passages, first_batch << min(submitted, 20)):
                         continue
                     # Queue this batch behind the one in flight, then write that one while
                     # the worker goes straight on to this.
                     earlier = queued[-1] if queued else None
                     queued.append(self._submit(pool, pending, writer, earlier, embedded))
                     pending, pending_chunks = [], 0
+                    submitted += 1
                     if len(queued) > 1:
                         self._write(queued.pop(0), writer, report, embedded)
                         if time.monotonic() - last_commit >= self.commit_every:
@@ -386,6 +394,7 @@ class Ingestor:
             batch.earlier = None  # let the earlier batch's vectors go
         report.chunks_embedded += len(batch.texts)
         report.chunks_reused += len(all_hashes) - len(batch.texts)
+        written: list[Article] = []
         for p in batch.pending:
             if p.copy:  # written like a rename now that the first copy is in the index
                 writer.add_source(p.source, p.article.id, p.root)
@@ -401,8 +410,11 @@ class Ingestor:
                 writer.remove_source(p.source)
             if not writer.has_article(p.article.id):
                 writer.add_article(p.article, p.doc.pages, p.chunks, rows, p.hashes, p.texts)
+                written.append(p.article)
             writer.add_source(p.source, p.article.id, p.root)
             (report.updated if p.is_update else report.added).append(p.source)
+        sketches = sketch_texts([a.text for a in written])
+        self._sketches.update(zip((a.id for a in written), sketches, strict=True))
 
     def _remove_missing(
         self,
@@ -428,6 +440,6 @@ class Ingestor:
 
     def _regroup(self, writer: IndexWriter) -> None:
         groups = group_near_duplicates(
-            writer.all_article_texts(), self.settings.duplicate_threshold
+            writer.all_article_texts(), self.settings.duplicate_threshold, self._sketches
         )
         writer.set_groups(groups)

@@ -9,7 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from rag.dedup import collapse, containment, group_near_duplicates, jaccard, shingles
+from rag.dedup import (
+    collapse,
+    containment,
+    group_near_duplicates,
+    jaccard,
+    shingles,
+    sketch_texts,
+)
 
 STORY = [
     "The harbour authority of Port Alder confirmed on Tuesday that the old grain pier will be "
@@ -170,3 +177,7 @@ def test_many_random_documents_find_only_the_planted_pairs() -> None:
         docs.append((f"reprint{n}", " ".join(keep)))
         planted[f"reprint{n}"] = planted[f"doc{source}"] = f"doc{source}"
     assert group_near_duplicates(docs, threshold=0.5) == planted
+    # Sketches made ahead of time, one by one and in another order, give the same groups.
+    ahead = {doc_id: sketch_texts([text])[0] for doc_id, text in reversed(docs[::3])}
+    assert group_near_duplicates(docs, threshold=0.5, sketches=ahead) == planted
+    assert group_near_duplicates(docs[:1], sketches=ahead) == {}
