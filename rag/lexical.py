@@ -13,6 +13,7 @@ tail of recent additions, so adding a few documents to a big index rebuilds only
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -79,18 +80,23 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFC", text).replace("\u2019", "'")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _word(word: str) -> str:
+    """One matched word as it is indexed before stemming; "" when it is not indexed."""
+    if word[0].isdigit() and _THOUSANDS_RE.fullmatch(word):
+        word = word.replace(",", "")  # 1,000 and 1000 are the same number
+    if word.endswith("'s"):
+        word = word[:-2]
+    word = word.replace("'", "")
+    if word and word not in STOPWORDS and len(word) <= _MAX_TOKEN_CHARS:
+        return word
+    return ""
+
+
 def tokenize(text: str) -> list[str]:
     """Lowercased, accent-folded, stopword-free, Snowball-stemmed word tokens of ``text``."""
-    words: list[str] = []
-    for match in _TOKEN_RE.finditer(_fold(text)):
-        word = match.group()
-        if word[0].isdigit() and _THOUSANDS_RE.fullmatch(word):
-            word = word.replace(",", "")  # 1,000 and 1000 are the same number
-        if word.endswith("'s"):
-            word = word[:-2]
-        word = word.replace("'", "")
-        if word and word not in STOPWORDS and len(word) <= _MAX_TOKEN_CHARS:
-            words.append(word)
+    # Words repeat: each distinct one is normalised once (cached), then the list is stemmed.
+    words = [w for w in map(_word, _TOKEN_RE.findall(_fold(text))) if w]
     return _stemmer().stemWords(words) if words else []
 
 

@@ -30,7 +30,13 @@ class Settings(BaseSettings):
         "bf16 (AMX/AVX-512-BF16), else PyTorch fp32. Every backend is tested against fp32 "
         "(mean cosine >= 0.995).",
     )
-    embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
+    embed_batch_size: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Texts per embedding batch (the OpenVINO backends also cap a batch at about "
+        "2,048 tokens); ingest embeds up to 16 batches' worth at a time.",
+    )
 
     # --- ingestion ---------------------------------------------------------------------------
     chunk_chars: int = Field(
