@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document as LCDocument
-from langchain_core.retrievers import BaseRetriever
 
 from rag.chunking import split_sentences
 from rag.dedup import collapse, containment, shingles
@@ -180,34 +176,3 @@ class Retriever:
 def sentence_terms(chunk: Chunk) -> tuple[frozenset[str], ...]:
     """The lexical terms of each sentence of a passage (cached: passages recur across questions)."""
     return tuple(frozenset(tokenize(chunk.text[a:b])) for a, b in split_sentences(chunk.text))
-
-
-class ArticleRetriever(BaseRetriever):
-    """LangChain adapter: passages as ``Document`` objects with their offsets and scores in metadata."""
-
-    retriever: Any
-    k: int = 5
-    filters: Any = None
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[LCDocument]:
-        hits = self.retriever.search(query, k=self.k, filters=self.filters)
-        return [hit_to_document(h) for h in hits]
-
-
-def hit_to_document(hit: Hit) -> LCDocument:
-    return LCDocument(
-        page_content=hit.chunk.text,
-        metadata={
-            "source": hit.article.source,
-            "title": hit.article.title,
-            "article_id": hit.article.id,
-            "chunk_id": hit.chunk.id,
-            "start": hit.chunk.start,
-            "end": hit.chunk.end,
-            "score": hit.score,
-            "date": hit.article.date,
-            "also_in": list(hit.also_in),
-        },
-    )

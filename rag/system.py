@@ -7,10 +7,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from langchain_core.runnables import Runnable, RunnableLambda
 
 from embeddings import EmbeddingModelError, LocalEmbeddings
 from rag.answer import ExtractiveAnswerer
@@ -21,6 +20,9 @@ from rag.retrieval import Filters, Retriever
 from rag.settings import Settings
 from rag.store import IndexStore
 from rag.types import Answer, Hit
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
 
 
 class _CheckedEmbeddings:
@@ -199,6 +201,7 @@ class System:
 
     def chain(self, k: int | None = None, filters: Filters | None = None) -> Runnable[Any, Answer]:
         """The question-to-answer chain as a LangChain Runnable (accepts a str or {"question": str})."""
+        from langchain_core.runnables import RunnableLambda  # imported when a chain is wanted
 
         def run(inp: Any) -> Answer:
             question = inp["question"] if isinstance(inp, dict) else str(inp)

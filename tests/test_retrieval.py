@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from rag.dedup import containment, shingles
-from rag.retrieval import ArticleRetriever, Filters
+from rag.lc import ArticleRetriever
+from rag.retrieval import Filters
 from rag.settings import Settings
 from rag.system import System
 from tests.conftest import HashEmbedder
