@@ -257,8 +257,8 @@ class OpenVINORunner:
         ir = cached_ir(folder, model_id, cache_dir or default_cache_dir(), self.tokenise)
         core = ov.Core()
         # THROUGHPUT: several streams, each on its own cores, so the bulk path keeps one batch
-        # per stream in flight (1.11x LATENCY's single 2-thread stream on 2 cores); a single
-        # query then runs on one stream (2.9 ms against 2.3 ms). bench_embed_backends.py --bulk.
+        # per stream in flight (faster than LATENCY's one stream over every core); a single
+        # query then runs on one stream, a little slower. See bench_embed_backends.py --bulk.
         config = {
             "INFERENCE_PRECISION_HINT": precision,
             "INFERENCE_NUM_THREADS": cpu_count(),
