@@ -82,6 +82,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _padded_width(tokens: int) -> int:
+    """Row width of a batch whose longest text has ``tokens`` tokens: the next multiple of
+    _PAD_MULTIPLE (at least one)."""
+    return -(-max(tokens, 1) // _PAD_MULTIPLE) * _PAD_MULTIPLE
+
+
 class _Tokeniser:
     """Texts -> numpy inputs, exactly as the sentence-transformers Transformer module tokenises.
 
@@ -121,8 +127,7 @@ class _Tokeniser:
 
     def pad(self, encoded: Sequence[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
         """One batch of encodings -> input arrays, padded to a multiple of _PAD_MULTIPLE."""
-        longest = max((len(ids) for ids, _ in encoded), default=1)
-        width = -(-longest // _PAD_MULTIPLE) * _PAD_MULTIPLE
+        width = _padded_width(max((len(ids) for ids, _ in encoded), default=1))
         ids = np.full((len(encoded), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(encoded), width), dtype=np.int64)
         types = np.zeros((len(encoded), width), dtype=np.int64)
@@ -317,8 +322,8 @@ class OpenVINORunner:
             while start < len(order):
                 # Sized by the padded width, so batches repeat a few shapes (OpenVINO reuses
                 # the kernels it prepared for a shape it has seen).
-                width = -(-len(encoded[order[start]][0]) // _PAD_MULTIPLE) * _PAD_MULTIPLE
-                size = max(1, min(max_batch, _BULK_TOKENS // max(width, 1)))
+                width = _padded_width(len(encoded[order[start]][0]))
+                size = max(1, min(max_batch, _BULK_TOKENS // width))
                 idx = order[start : start + size]
                 start += size
                 features = self.tokenise.pad([encoded[i] for i in idx])
