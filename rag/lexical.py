@@ -81,23 +81,22 @@ def _fold(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _word(word: str) -> str:
-    """One matched word as it is indexed before stemming; "" when it is not indexed."""
+def _term(word: str) -> str:
+    """One matched word as it is indexed: normalised and stemmed; "" when it is not indexed."""
     if word[0].isdigit() and _THOUSANDS_RE.fullmatch(word):
         word = word.replace(",", "")  # 1,000 and 1000 are the same number
     if word.endswith("'s"):
         word = word[:-2]
     word = word.replace("'", "")
     if word and word not in STOPWORDS and len(word) <= _MAX_TOKEN_CHARS:
-        return word
+        return str(_stemmer().stemWord(word))
     return ""
 
 
 def tokenize(text: str) -> list[str]:
     """Lowercased, accent-folded, stopword-free, Snowball-stemmed word tokens of ``text``."""
-    # Words repeat: each distinct one is normalised once (cached), then the list is stemmed.
-    words = [w for w in map(_word, _TOKEN_RE.findall(_fold(text))) if w]
-    return _stemmer().stemWords(words) if words else []
+    # Words repeat: each distinct one is normalised and stemmed once (cached).
+    return [t for t in map(_term, _TOKEN_RE.findall(_fold(text))) if t]
 
 
 def _row_sums(values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
