@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,18 @@ class _Snapshot:
                 if attempt == _OPEN_ATTEMPTS - 1 or store.current_snapshot() == path:
                     raise
         raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    """An article to add, with its passages; the four passage sequences line up."""
+
+    article: Article
+    pages: Sequence[PageSpan]
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray  # one row per passage
+    embed_hashes: Sequence[str]
+    lexical_texts: Sequence[str]  # what BM25 indexes for each passage
 
 
 class IndexReader:
@@ -372,46 +385,51 @@ class IndexWriter:
         return [(r[0], r[1]) for r in self.db.execute("SELECT id, text FROM articles")]
 
     # --- changes ------------------------------------------------------------------------------
-    def add_article(
-        self,
-        article: Article,
-        pages: Sequence[PageSpan],
-        chunks: Sequence[Chunk],
-        vectors: np.ndarray,
-        embed_hashes: Sequence[str],
-        lexical_texts: Sequence[str],
-    ) -> None:
-        if not (len(chunks) == len(vectors) == len(embed_hashes) == len(lexical_texts)):
-            raise ValueError("chunks, vectors, embed_hashes and lexical_texts must align")
-        self.db.execute(
-            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                article.id,
-                article.source,
-                article.title,
-                article.text,
-                article.date,
-                article.author,
-                article.url,
-                article.site,
-                None,
-                json.dumps([[p.start, p.end, p.page] for p in pages]) if pages else None,
-                time.time(),
-            ),
-        )
+    def add_articles(self, items: Sequence[NewArticle]) -> None:
+        """Insert articles with their passages; vectors and BM25 terms go in as one batch."""
+        for item in items:
+            if not (
+                len(item.chunks)
+                == len(item.vectors)
+                == len(item.embed_hashes)
+                == len(item.lexical_texts)
+            ):
+                raise ValueError("chunks, vectors, embed_hashes and lexical_texts must align")
         rowids = []
-        for c, h in zip(chunks, embed_hashes, strict=True):
-            cur = self.db.execute(
-                'INSERT INTO chunks (id, article_id, ordinal, start, "end", embed_hash) '
-                "VALUES (?,?,?,?,?,?)",
-                (c.id, c.article_id, c.ordinal, c.start, c.end, h),
+        for item in items:
+            article, pages = item.article, item.pages
+            self.db.execute(
+                f"INSERT INTO articles ({_ARTICLE_COLUMNS}, added_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    article.id,
+                    article.source,
+                    article.title,
+                    article.text,
+                    article.date,
+                    article.author,
+                    article.url,
+                    article.site,
+                    None,
+                    json.dumps([[p.start, p.end, p.page] for p in pages]) if pages else None,
+                    time.time(),
+                ),
             )
-            rowids.append(cur.lastrowid)
+            for c, h in zip(item.chunks, item.embed_hashes, strict=True):
+                cur = self.db.execute(
+                    'INSERT INTO chunks (id, article_id, ordinal, start, "end", embed_hash) '
+                    "VALUES (?,?,?,?,?,?)",
+                    (c.id, c.article_id, c.ordinal, c.start, c.end, h),
+                )
+                rowids.append(cur.lastrowid)
+            self.changed = True
         if rowids:
+            # One FAISS add and one BM25 add for the whole batch: per article, their fixed
+            # costs were most of the time spent writing (BBC ingest profile).
             ids = np.array(rowids, dtype=np.int64)
-            self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-            self.lexical.add(ids.tolist(), list(lexical_texts))
-        self.changed = True
+            vectors = np.concatenate([np.asarray(i.vectors, np.float32) for i in items])
+            self.vectors.add_with_ids(np.ascontiguousarray(vectors), ids)
+            self.lexical.add(ids.tolist(), [t for i in items for t in i.lexical_texts])
 
     def add_source(self, source: str, article_id: str, root: str | None) -> None:
         """Point ``source`` at an article, dropping whatever it pointed at before."""

@@ -15,7 +15,7 @@ import numpy as np
 from rag.chunking import chunk_article
 from rag.dedup import Sketch, group_near_duplicates, sketch_texts
 from rag.errors import InputError, RagError, SkipFile
-from rag.index import IndexWriter
+from rag.index import IndexWriter, NewArticle
 from rag.loaders import SUPPORTED_SUFFIXES, load_file
 from rag.settings import Settings
 from rag.store import IndexStore
@@ -394,27 +394,33 @@ class Ingestor:
             batch.earlier = None  # let the earlier batch's vectors go
         report.chunks_embedded += len(batch.texts)
         report.chunks_reused += len(all_hashes) - len(batch.texts)
-        written: list[Article] = []
+        # Old versions go first, then the new articles as one batch (one FAISS and one BM25
+        # add), then the sources pointing at them, in file order.
+        new: dict[str, NewArticle] = {}
         for p in batch.pending:
-            if p.copy:  # written like a rename now that the first copy is in the index
-                writer.add_source(p.source, p.article.id, p.root)
-                report.renamed.append(p.source)
-                report.unchanged.append(p.source)
+            if p.copy:
                 continue
-            rows = (
-                np.vstack([vectors[h] for h in p.hashes])
-                if p.hashes
-                else np.zeros((0, self.embedder.dimension), np.float32)
-            )
             if p.is_update:
                 writer.remove_source(p.source)
-            if not writer.has_article(p.article.id):
-                writer.add_article(p.article, p.doc.pages, p.chunks, rows, p.hashes, p.texts)
-                written.append(p.article)
+            if p.article.id not in new and not writer.has_article(p.article.id):
+                rows = (
+                    np.vstack([vectors[h] for h in p.hashes])
+                    if p.hashes
+                    else np.zeros((0, self.embedder.dimension), np.float32)
+                )
+                new[p.article.id] = NewArticle(
+                    p.article, p.doc.pages, p.chunks, rows, p.hashes, p.texts
+                )
+        writer.add_articles(list(new.values()))
+        for p in batch.pending:
             writer.add_source(p.source, p.article.id, p.root)
-            (report.updated if p.is_update else report.added).append(p.source)
-        sketches = sketch_texts([a.text for a in written])
-        self._sketches.update(zip((a.id for a in written), sketches, strict=True))
+            if p.copy:  # written like a rename now that the first copy is in the index
+                report.renamed.append(p.source)
+                report.unchanged.append(p.source)
+            else:
+                (report.updated if p.is_update else report.added).append(p.source)
+        sketches = sketch_texts([n.article.text for n in new.values()])
+        self._sketches.update(zip(new, sketches, strict=True))
 
     def _remove_missing(
         self,
