@@ -14,6 +14,7 @@ sweep for the fastest route that stays accurate. A script that prints figures, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -21,9 +22,10 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -322,14 +324,39 @@ def int8_model(texts: list[str]) -> LocalEmbeddings | str:
 # --- the OpenVINO bulk path ------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def busy_python_thread() -> Iterator[None]:
+    """Another thread doing pure-Python work (it holds the GIL while it runs) meanwhile."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(i * i for i in range(20_000))
+
+    thread = threading.Thread(target=spin, name="bench-busy")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def bulk_section(texts: list[str], repeats: int, reference: np.ndarray) -> None:
     """OpenVINO bf16 ways of embedding many texts: the per-batch path (texts sorted by characters,
     batches of 64 at whatever length the longest has) against the bulk path (sorted by tokens,
-    batches of about _BULK_TOKENS tokens padded to a multiple of _PAD_MULTIPLE, one batch per
-    stream in flight), under both performance hints; then one short query's latency."""
+    batches of about _BULK_TOKENS tokens padded to a multiple of _PAD_MULTIPLE, with
+    _QUEUED_PER_STREAM batches per stream submitted), under both performance hints; the queue
+    depth again while another Python thread keeps busy, as the ingest's writing does; then one
+    short query's latency."""
     from embeddings import ov_backend
 
-    defaults = (ov_backend._HINT, ov_backend._PAD_MULTIPLE, ov_backend._BULK_TOKENS)
+    defaults = (
+        ov_backend._HINT,
+        ov_backend._PAD_MULTIPLE,
+        ov_backend._BULK_TOKENS,
+        ov_backend._QUEUED_PER_STREAM,
+    )
     models: dict[str, LocalEmbeddings] = {}
     for hint in ("LATENCY", "THROUGHPUT"):
         ov_backend._HINT = hint  # bench only: read when the model loads
@@ -348,10 +375,16 @@ def bulk_section(texts: list[str], repeats: int, reference: np.ndarray) -> None:
 
         return go
 
-    def bulk(hint: str, pad: int, budget: int) -> Callable[[], np.ndarray]:
+    def bulk(
+        hint: str, pad: int, budget: int, queued: int = defaults[3], busy: bool = False
+    ) -> Callable[[], np.ndarray]:
         def go() -> np.ndarray:
             ov_backend._PAD_MULTIPLE, ov_backend._BULK_TOKENS = pad, budget
-            return models[hint].embed(texts)
+            ov_backend._QUEUED_PER_STREAM = queued
+            if not busy:
+                return models[hint].embed(texts)
+            with busy_python_thread():
+                return models[hint].embed(texts)
 
         return go
 
@@ -366,6 +399,11 @@ def bulk_section(texts: list[str], repeats: int, reference: np.ndarray) -> None:
     }
     for b in (1024, 2048, 3072, 4096, 8192):
         variants[f"bulk {b} tok, THROUGHPUT, pad 16"] = bulk("THROUGHPUT", 16, b)
+    for queued in (1, 2):
+        variants[f"same {budget}, {queued} queued/stream"] = bulk("THROUGHPUT", 16, budget, queued)
+        variants[f"same, {queued} queued/stream, busy thread"] = bulk(
+            "THROUGHPUT", 16, budget, queued, busy=True
+        )
     if isinstance(int8, str):
         print(f"int8 route skipped: {int8}")
     else:
@@ -381,7 +419,12 @@ def bulk_section(texts: list[str], repeats: int, reference: np.ndarray) -> None:
                 times[name].append(time.perf_counter() - start)
                 cosines[name] = float(np.sum(vectors * reference, axis=1).mean())
     finally:
-        ov_backend._HINT, ov_backend._PAD_MULTIPLE, ov_backend._BULK_TOKENS = defaults
+        (
+            ov_backend._HINT,
+            ov_backend._PAD_MULTIPLE,
+            ov_backend._BULK_TOKENS,
+            ov_backend._QUEUED_PER_STREAM,
+        ) = defaults
     print(f"\nOpenVINO bf16, {len(texts)} passages, {tokens} tokens, median of {repeats}:")
     first = statistics.median(times[next(iter(variants))])
     print(f"{'variant':<38} {'texts/s':>8} {'tokens/s':>9} {'vs first':>8} {'mean cos':>9}")

@@ -197,7 +197,7 @@ class LocalEmbeddings(Embeddings):
         """Embed ``texts`` into a float32 array of shape (len(texts), dimension), rows unit-norm.
 
         Texts are batched longest first (less padding per batch; the OpenVINO backends sort by
-        token count and keep a batch per stream in flight) and returned in input order;
+        token count and keep every stream busy) and returned in input order;
         ``progress`` gets the number of texts finished after each batch.
         """
         if isinstance(texts, str):

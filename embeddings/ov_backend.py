@@ -34,6 +34,10 @@ _PAD_MULTIPLE = 16
 # alike, 8k slower (bench/bench_embed_backends.py --bulk).
 _BULK_TOKENS = 2048
 _HINT = "THROUGHPUT"  # OpenVINO performance hint (bench/bench_embed_backends.py --bulk)
+# Batches queued per stream on the bulk path. With two, a stream that finishes a batch starts
+# the next one at once instead of idling until this thread, which shares the GIL with the
+# ingest's writing, wakes to hand it one.
+_QUEUED_PER_STREAM = 2
 
 
 def openvino_available() -> bool:
@@ -297,16 +301,17 @@ class OpenVINORunner:
 
         All texts are tokenised first and batched by token count, longest first, so a batch
         pads its rows by a few tokens at most; a batch holds up to ``max_batch`` texts and about
-        _BULK_TOKENS tokens. One batch per stream is in flight at a time, so every core stays
-        busy while this thread pads the next batch. ``progress`` gets the number of texts
-        finished after each batch, called from this thread.
+        _BULK_TOKENS tokens. _QUEUED_PER_STREAM batches per stream are submitted at a time, so
+        every core stays busy while this thread pads the next batch. ``progress`` gets the
+        number of texts finished after each batch, called from this thread.
         """
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
         encoded = self.tokenise.encode(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i][0]), reverse=True)
-        requests = [self._compiled.create_infer_request() for _ in range(self._jobs)]
+        queued = self._jobs * _QUEUED_PER_STREAM
+        requests = [self._compiled.create_infer_request() for _ in range(queued)]
         in_flight: deque[tuple[Any, list[int]]] = deque()
 
         def finish() -> Any:
