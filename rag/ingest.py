@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -28,6 +29,7 @@ _COMMIT_EVERY_SECONDS = (
     60.0  # long ingests commit along the way, so a crash loses at most this much
 )
 _PROGRESS_SECONDS = 0.2  # how often embedding progress is reported while waiting for the worker
+_READ_AHEAD = 512  # files read and cleaned ahead of the ingest loop (a batch is ~400 BBC files)
 
 
 class Embedder(Protocol):
@@ -123,11 +125,25 @@ def _read(path: Path, settings: Settings) -> list[Document] | SkipFile:
 def _prefetch(
     files: Sequence[tuple[Path, str | None]], settings: Settings
 ) -> Iterator[tuple[Path, str | None, list[Document] | SkipFile]]:
-    """Load and clean files in a background thread while the caller embeds earlier ones."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        futures = [(p, root, pool.submit(_read, p, settings)) for p, root in files]
-        for p, root, fut in futures:
-            yield p, root, fut.result()
+    """Load and clean files in a background thread, up to _READ_AHEAD ahead of the caller.
+
+    The window bounds the texts held in memory on a large folder; when the caller stops
+    early, files not yet started are dropped rather than read.
+    """
+    queue: deque[tuple[Path, str | None, Future[list[Document] | SkipFile]]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-read") as pool:
+        try:
+            for p, root in files:
+                queue.append((p, root, pool.submit(_read, p, settings)))
+                if len(queue) >= _READ_AHEAD:
+                    done_path, done_root, fut = queue.popleft()
+                    yield done_path, done_root, fut.result()
+            while queue:
+                done_path, done_root, fut = queue.popleft()
+                yield done_path, done_root, fut.result()
+        finally:
+            for _, _, fut in queue:
+                fut.cancel()
 
 
 @dataclass

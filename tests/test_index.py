@@ -371,3 +371,30 @@ def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path
     report = Ingestor(settings, again).run([folder])
     assert IndexReader(IndexStore(settings.index_dir)).stats()["articles"] == 30
     assert report.chunks_embedded == sum(again.calls)
+
+
+def test_files_are_read_a_bounded_window_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag import ingest
+
+    folder = tmp_path / "articles"
+    write_articles(folder, 40, seed=9)
+    monkeypatch.setattr(ingest, "_READ_AHEAD", 3)
+    read: list[Path] = []
+    real_read = ingest._read
+    monkeypatch.setattr(ingest, "_read", lambda path, s: read.append(path) or real_read(path, s))
+
+    settings = Settings(index_dir=tmp_path / "index")
+    report = ingest.Ingestor(settings, HashEmbedder(), flush_passages=4).run([folder])
+    assert len(report.added) == 40 and not report.skipped
+    assert sorted(read) == sorted(folder.iterdir())  # every file read once, none twice
+    assert IndexReader(IndexStore(settings.index_dir)).stats()["articles"] == 40
+
+    # After a failure, the files beyond the window are never read.
+    read.clear()
+    emb = RecordingEmbedder(fail_on_call=2)
+    with pytest.raises(RuntimeError, match="fell over"):
+        ingest.Ingestor(Settings(index_dir=tmp_path / "other"), emb, flush_passages=4).run([folder])
+    assert 0 < len(read) < 20
+    assert not [t for t in threading.enumerate() if t.name.startswith("rag-read")]
