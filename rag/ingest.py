@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -278,9 +279,14 @@ class Ingestor:
         queued: list[_Batch] = []  # submitted, not yet written: at most two, oldest first
         submitted = 0
         first_batch = max(1, self.settings.embed_batch_size)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-embed") as pool:
+        reading = _prefetch(files, self.settings)
+        # closing(): after an error the reader stops at once, not when the frame is freed.
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-embed") as pool,
+            contextlib.closing(reading),
+        ):
             try:
-                for n, (path, root, result) in enumerate(_prefetch(files, self.settings), start=1):
+                for n, (path, root, result) in enumerate(reading, start=1):
                     self.progress("read", n, total_files)
                     if isinstance(result, SkipFile):
                         report.skipped.append((str(path), str(result)))
