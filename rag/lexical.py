@@ -48,6 +48,7 @@ STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
 
 # A number with inner separators ("3.5", "1,000"), else a run of letters/digits.
 _TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)*")
+_MAX_TF = np.iinfo(np.uint16).max
 _THOUSANDS_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _MAX_TOKEN_CHARS = 40  # longer "words" are hashes, URLs or base64 noise
 _stemmers = threading.local()  # PyStemmer objects must not be shared between threads
@@ -99,15 +100,42 @@ def tokenize(text: str) -> list[str]:
     return [t for t in map(_term, _TOKEN_RE.findall(_fold(text))) if t]
 
 
-def _row_sums(values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
-    """Sum of ``values[ptr[i]:ptr[i+1]]`` for every row i, without a per-entry row array."""
+def _row_sums(values: np.ndarray, ptr: np.ndarray, rows_per_block: int = 1 << 16) -> np.ndarray:
+    """Sum of ``values[ptr[i]:ptr[i+1]]`` for every row i, without a per-entry row array.
+
+    Summed a block of rows at a time, so the int64 copy is one block's, not all of ``values``
+    (that would be 570 MB at a million passages, on top of the index while it opens).
+    """
     out = np.zeros(len(ptr) - 1, np.int64)
-    nonempty = ptr[:-1] < ptr[1:]
-    if nonempty.any():
-        # reduceat sums from each start to the next start; empty rows are left out so the
-        # next start of a non-empty row is exactly its end.
-        out[nonempty] = np.add.reduceat(values.astype(np.int64), ptr[:-1][nonempty])
+    for first in range(0, len(out), rows_per_block):
+        end = min(first + rows_per_block, len(out))
+        starts = ptr[first:end]
+        nonempty = starts < ptr[first + 1 : end + 1]
+        if nonempty.any():
+            # reduceat sums from each start to the next start; empty rows are left out so
+            # the next start of a non-empty row is exactly its end.
+            lo, hi = int(ptr[first]), int(ptr[end])
+            block = values[lo:hi].astype(np.int64)
+            out[first:end][nonempty] = np.add.reduceat(block, starts[nonempty] - lo)
     return out
+
+
+def _live_df(
+    term_ids: np.ndarray,
+    ptr: np.ndarray,
+    live: np.ndarray,
+    n_terms: int,
+    rows_per_block: int = 1 << 16,
+) -> np.ndarray:
+    """Document frequency of every term over the live rows, a block of rows at a time (at
+    once, the selected copy and bincount's int64 cast of it would add ~850 MB at 1M passages)."""
+    df = np.zeros(n_terms, np.int64)
+    for first in range(0, len(live), rows_per_block):
+        end = min(first + rows_per_block, len(live))
+        lo = int(ptr[first])
+        keep = np.repeat(live[first:end], np.diff(ptr[first : end + 1]))
+        df += np.bincount(term_ids[lo : int(ptr[end])][keep], minlength=n_terms)
+    return df
 
 
 class _Buffer:
@@ -182,8 +210,13 @@ class LexicalIndex:
         """Documents x terms counts of rows ``first:end`` as CSC (columns = posting lists)."""
         ptr = self._doc_ptr.view
         lo, hi = int(ptr[first]), int(ptr[end])
+        counts = self._term_counts.view[lo:hi]
+        # Term counts held as uint16 (half the postings' data; 140 MB less at 1M passages);
+        # a count past 65,535 in one passage is clipped, where BM25 has long saturated.
+        if len(counts) and int(counts.max()) > _MAX_TF:
+            counts = np.minimum(counts, _MAX_TF)
         csr = sp.csr_matrix(
-            (self._term_counts.view[lo:hi], self._term_ids.view[lo:hi], ptr[first : end + 1] - lo),
+            (counts.astype(np.uint16), self._term_ids.view[lo:hi], ptr[first : end + 1] - lo),
             shape=(end - first, len(self._terms)),
         )
         return csr.tocsc()
@@ -519,7 +552,7 @@ class LexicalIndex:
         index._doc_len = _Buffer(np.int32, arrays["doc_len"])
         index._doc_ids = _Buffer(np.int64, arrays["doc_ids"])
         index._live = _Buffer(np.bool_, live)
-        index._df = np.bincount(tids[np.repeat(live, np.diff(ptr))], minlength=len(terms))
+        index._df = _live_df(tids, ptr, live, len(terms))
         index._n_live = int(live.sum())
         index._live_len = int(arrays["doc_len"][live].sum())
         return index

@@ -404,3 +404,53 @@ def test_pickled_array_is_refused(tmp_path: Path) -> None:
     np.save(directory / "doc_ids.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(CorruptIndex, match="doc_ids.npy"):
         LexicalIndex.load(directory)
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 3, 64])
+def test_load_after_removals_matches_the_saved_index_in_small_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_per_block: int
+) -> None:
+    """Loading sums lengths and counts document frequencies a block of rows at a time (bounded
+    memory at a million passages); small blocks must give what one block gives."""
+    from rag import lexical
+
+    rng = random.Random(rows_per_block)
+    words = [f"w{i}" for i in range(30)]
+    docs = {i: [rng.choice(words) for _ in range(rng.randint(0, 9))] for i in range(150)}
+    index = LexicalIndex()
+    index.add_tokens(list(docs), list(docs.values()))
+    gone = rng.sample(sorted(docs), 40)
+    index.remove(gone)
+    for i in gone:
+        del docs[i]
+    index.save(tmp_path / "lex")
+    for name in ("_row_sums", "_live_df"):
+        real = getattr(lexical, name)
+        monkeypatch.setattr(
+            lexical, name, lambda *a, _real=real: _real(*a, rows_per_block=rows_per_block)
+        )
+    loaded = LexicalIndex.load(tmp_path / "lex")
+    want_df = Counter(w for tokens in docs.values() for w in set(tokens))
+    assert {t: int(loaded._df[i]) for i, t in enumerate(loaded._terms) if loaded._df[i]} == {
+        t: n for t, n in want_df.items()
+    }
+    for query in (words[:3], words[10:12], ["w7"]):
+        got = loaded.search_tokens(query, k=len(docs) + 1)
+        assert_same_results(got, reference_scores(docs, query))
+        assert got == index.search_tokens(query, k=len(docs) + 1)
+    # A damaged length is still caught with small blocks.
+    np.save(tmp_path / "lex" / "doc_len.npy", np.zeros(len(index._doc_len.view), np.int32))
+    with pytest.raises(CorruptIndex, match="lengths"):
+        LexicalIndex.load(tmp_path / "lex")
+
+
+def test_a_term_repeated_past_65535_times_is_clipped_not_wrapped() -> None:
+    docs = {1: ["flood"] * 70_000 + ["river"], 2: ["flood", "river", "bank"], 3: ["bank"]}
+    index = LexicalIndex()
+    index.add_tokens(list(docs), list(docs.values()))
+    got = dict(index.search_tokens(["flood"], k=3))
+    clipped = {**docs, 1: ["flood"] * 65_535 + ["other"] * 4_465 + ["river"]}
+    # Same length, count held at 65,535: a wrapped uint16 count (4,464) would score lower.
+    want = reference_scores(clipped, ["flood"])
+    assert got.keys() == want.keys() == {1, 2}
+    assert got[1] == pytest.approx(want[1], rel=1e-9) and got[2] == pytest.approx(want[2], rel=1e-9)
