@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -125,7 +125,7 @@ def _read(path: Path, settings: Settings) -> list[Document] | SkipFile:
 
 def _prefetch(
     files: Sequence[tuple[Path, str | None]], settings: Settings
-) -> Iterator[tuple[Path, str | None, list[Document] | SkipFile]]:
+) -> Generator[tuple[Path, str | None, list[Document] | SkipFile], None, None]:
     """Load and clean files in a background thread, up to _READ_AHEAD ahead of the caller.
 
     The window bounds the texts held in memory on a large folder; when the caller stops
