@@ -60,12 +60,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/rag-scale"))
     ap.add_argument("--sizes", default="100000,1000000")
-    ap.add_argument("--exact-max", type=int, default=200_000)
+    ap.add_argument(
+        "--exact-max", type=int, help="as given to bench_query.py (default: the setting's default)"
+    )
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve(args.serve)
         return
+    if args.exact_max is None:  # imported here: the child measures RSS before importing rag
+        from rag.settings import Settings
+
+        args.exact_max = Settings().vector_exact_max
     print(f"load {loadavg()}")
     print(
         f"{'passages':>9} {'start':>6} {'+model':>7} {'+index':>7} {'+30 q':>7} {'peak':>7}  "
@@ -73,6 +79,10 @@ def main() -> None:
     )
     for n in [int(s) for s in args.sizes.split(",")]:
         folder = args.work / f"n{n}-e{args.exact_max}"
+        if not folder.is_dir():
+            sys.exit(
+                f"{folder} does not exist: make it first with bench/bench_query.py --sizes {n}"
+            )
         res = subprocess.run(
             [sys.executable, __file__, "--serve", str(folder)],
             capture_output=True,

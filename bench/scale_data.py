@@ -1,7 +1,8 @@
 """Shared data for the scale benchmarks: real BBC passage vectors and texts, scaled up synthetically.
 
-Real part: an index built by ``rag ingest`` from the BBC News jsonl (about 9.6k passages of ~700
-characters, all-MiniLM-L6-v2 vectors). Larger sizes repeat the real vectors with Gaussian noise
+Real part: an index of the BBC News articles built by ``rag ingest`` (the jsonl, or the .txt
+files bench/bench_ingest.py writes: about 5.7k passages of up to 1,100 characters with the default
+settings; all-MiniLM-L6-v2 vectors). Larger sizes repeat the real vectors with Gaussian noise
 (a noise vector of norm ``NOISE_NORM``, then renormalised: cosine ~0.89 to the original, about what
 near-duplicate passages reach) and repeat the passage texts for BM25. Queries are real text: BBC
 article titles embedded with the same model (their articles are in the collection, as a user's
