@@ -424,8 +424,8 @@ class IndexWriter:
                 rowids.append(cur.lastrowid)
             self.changed = True
         if rowids:
-            # One FAISS add and one BM25 add for the whole batch: per article, their fixed
-            # costs were most of the time spent writing (BBC ingest profile).
+            # One FAISS add and one BM25 add for the whole batch: made per article, their
+            # fixed per-call costs showed up in a profile of a BBC ingest.
             ids = np.array(rowids, dtype=np.int64)
             vectors = np.concatenate([np.asarray(i.vectors, np.float32) for i in items])
             self.vectors.add_with_ids(np.ascontiguousarray(vectors), ids)
