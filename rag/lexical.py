@@ -48,9 +48,9 @@ STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
 
 # A number with inner separators ("3.5", "1,000"), else a run of letters/digits.
 _TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)*")
-_MAX_TF = np.iinfo(np.uint16).max
 _THOUSANDS_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _MAX_TOKEN_CHARS = 40  # longer "words" are hashes, URLs or base64 noise
+_MAX_TF = np.iinfo(np.uint16).max  # postings hold a term's count in one passage as uint16
 _stemmers = threading.local()  # PyStemmer objects must not be shared between threads
 
 FORMAT = "rag-lexical"
