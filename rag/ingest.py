@@ -31,6 +31,7 @@ _COMMIT_EVERY_SECONDS = (
 )
 _PROGRESS_SECONDS = 0.2  # how often embedding progress is reported while waiting for the worker
 _READ_AHEAD = 512  # files read and cleaned ahead of the ingest loop (a batch is ~400 BBC files)
+_READ_AHEAD_BYTES = 256 << 20  # and at most this much of them on disk
 
 
 class Embedder(Protocol):
@@ -123,27 +124,39 @@ def _read(path: Path, settings: Settings) -> list[Document] | SkipFile:
         return SkipFile(f"cannot read: {e}")
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the reader reports the problem
+
+
 def _prefetch(
     files: Sequence[tuple[Path, str | None]], settings: Settings
 ) -> Generator[tuple[Path, str | None, list[Document] | SkipFile], None, None]:
-    """Load and clean files in a background thread, up to _READ_AHEAD ahead of the caller.
+    """Load and clean files in a background thread, ahead of the caller by at most _READ_AHEAD
+    files and _READ_AHEAD_BYTES bytes on disk (a larger file alone is read once it is next).
 
     The window bounds the texts held in memory on a large folder; when the caller stops
     early, files not yet started are dropped rather than read.
     """
-    queue: deque[tuple[Path, str | None, Future[list[Document] | SkipFile]]] = deque()
+    queue: deque[tuple[Path, str | None, int, Future[list[Document] | SkipFile]]] = deque()
+    queued_bytes = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-read") as pool:
         try:
             for p, root in files:
-                queue.append((p, root, pool.submit(_read, p, settings)))
-                if len(queue) >= _READ_AHEAD:
-                    done_path, done_root, fut = queue.popleft()
+                size = _file_size(p)
+                queue.append((p, root, size, pool.submit(_read, p, settings)))
+                queued_bytes += size
+                while queue and (len(queue) >= _READ_AHEAD or queued_bytes > _READ_AHEAD_BYTES):
+                    done_path, done_root, done_size, fut = queue.popleft()
+                    queued_bytes -= done_size
                     yield done_path, done_root, fut.result()
             while queue:
-                done_path, done_root, fut = queue.popleft()
+                done_path, done_root, _, fut = queue.popleft()
                 yield done_path, done_root, fut.result()
         finally:
-            for _, _, fut in queue:
+            for *_, fut in queue:
                 fut.cancel()
 
 

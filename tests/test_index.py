@@ -373,14 +373,18 @@ def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path
     assert report.chunks_embedded == sum(again.calls)
 
 
+@pytest.mark.parametrize("limit", ["files", "bytes"])
 def test_files_are_read_a_bounded_window_ahead(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str
 ) -> None:
     from rag import ingest
 
     folder = tmp_path / "articles"
-    write_articles(folder, 40, seed=9)
-    monkeypatch.setattr(ingest, "_READ_AHEAD", 3)
+    paths = write_articles(folder, 40, seed=9)
+    if limit == "files":
+        monkeypatch.setattr(ingest, "_READ_AHEAD", 3)
+    else:  # about three files' worth of bytes
+        monkeypatch.setattr(ingest, "_READ_AHEAD_BYTES", 3 * paths[0].stat().st_size)
     read: list[Path] = []
     real_read = ingest._read
     monkeypatch.setattr(ingest, "_read", lambda path, s: read.append(path) or real_read(path, s))
