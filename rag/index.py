@@ -62,7 +62,9 @@ def pages_of(row_pages: str | None) -> tuple[PageSpan, ...]:
 class _Snapshot:
     """One loaded, immutable snapshot; its vectors and lexical index live in memory."""
 
-    def __init__(self, store: IndexStore, path: Path, model_id: str | None) -> None:
+    def __init__(
+        self, store: IndexStore, path: Path, model_id: str | None, read_only: bool = False
+    ) -> None:
         self.path = path
         self.manifest = Manifest.read(self.path)
         check_model(self.manifest, model_id, store.dir)
@@ -110,16 +112,20 @@ class _Snapshot:
                 f"index parts name different passages (vectors, lexical index and metadata "
                 f"disagree); {rebuild_hint(store.dir)}"
             )
+        if read_only:  # a reader only searches BM25: keep the postings, not the term arrays
+            self.lexical.make_read_only()
         self.articles: dict[str, Article] = {}  # cache; articles never change within a snapshot
 
     @classmethod
-    def open_current(cls, store: IndexStore, model_id: str | None) -> _Snapshot:
+    def open_current(
+        cls, store: IndexStore, model_id: str | None, read_only: bool = False
+    ) -> _Snapshot:
         """Load the committed snapshot. A writer may commit twice while we load and so collect the
         folder we are reading: then CURRENT has moved on and we load the newer one instead."""
         for attempt in range(_OPEN_ATTEMPTS):
             path = store.current_snapshot()
             try:
-                return cls(store, path, model_id)
+                return cls(store, path, model_id, read_only)
             except CorruptIndex:
                 if attempt == _OPEN_ATTEMPTS - 1 or store.current_snapshot() == path:
                     raise
@@ -151,7 +157,7 @@ class IndexReader:
         self.model_id = model_id
         self._lock = threading.RLock()  # one SQLite query at a time per reader
         self._load_lock = threading.Lock()  # one thread loads a new snapshot, the others wait
-        self._latest = _Snapshot.open_current(store, model_id)
+        self._latest = _Snapshot.open_current(store, model_id, read_only=True)
         self._local = threading.local()
 
     @property
@@ -170,7 +176,7 @@ class IndexReader:
         before = self._snap
         with self._load_lock:
             if self.store.current_snapshot() != self._latest.path:
-                self._latest = _Snapshot.open_current(self.store, self.model_id)
+                self._latest = _Snapshot.open_current(self.store, self.model_id, read_only=True)
             self._local.snap = self._latest
         return self._latest is not before
 

@@ -187,7 +187,22 @@ class LexicalIndex:
         self._n_live = 0
         self._live_len = 0  # total length of live documents, for avgdl
         self._lock = threading.Lock()
+        self._read_only = False
         self._reset_caches()
+
+    def make_read_only(self) -> None:
+        """Keep only what searching needs: the postings are built now and the per-document
+        term arrays, which only adding, removing and saving use, are let go (at a million
+        passages about 540 MB, as much again as the postings). Changes raise RuntimeError."""
+        self._segments()
+        with self._lock:
+            self._read_only = True
+            self._term_ids = _Buffer(np.int32)
+            self._term_counts = _Buffer(np.int32)
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise RuntimeError("this lexical index was opened for searching only")
 
     # --- caches ---------------------------------------------------------------------------
 
@@ -208,6 +223,7 @@ class LexicalIndex:
 
     def _postings(self, first: int, end: int) -> sp.csc_matrix:
         """Documents x terms counts of rows ``first:end`` as CSC (columns = posting lists)."""
+        self._check_writable()  # read-only: the term arrays are gone, the postings all built
         ptr = self._doc_ptr.view
         lo, hi = int(ptr[first]), int(ptr[end])
         counts = self._term_counts.view[lo:hi]
@@ -273,6 +289,7 @@ class LexicalIndex:
 
     def add_tokens(self, ids: Sequence[int], tokens: Sequence[Sequence[str]]) -> None:
         """Index already tokenised documents (see :func:`tokenize`)."""
+        self._check_writable()
         if len(ids) != len(tokens):
             raise ValueError(f"ids and tokens differ in length ({len(ids)} vs {len(tokens)})")
         new_ids = np.asarray(ids, dtype=np.int64).reshape(-1)
@@ -324,6 +341,7 @@ class LexicalIndex:
 
     def remove(self, ids: Iterable[int]) -> int:
         """Drop the documents with these ids; unknown ids are ignored. Returns how many went."""
+        self._check_writable()
         gone = np.unique(np.fromiter((int(i) for i in ids), np.int64))
         known, rows = self._id_lookup()
         if len(gone) == 0 or len(known) == 0:
@@ -456,6 +474,7 @@ class LexicalIndex:
 
     def save(self, directory: Path) -> None:
         """Write the index into ``directory`` (created if needed), fsyncing every file."""
+        self._check_writable()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {

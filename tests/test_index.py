@@ -198,6 +198,11 @@ def test_reader_picks_up_new_commit(tmp_path: Path, corpus_dir: Path) -> None:
     (corpus_dir / "extra.txt").write_text("Extra\n\nThe extra article talks about sailing boats.")
     make_system(tmp_path).ingest([corpus_dir])  # another "process"
     assert system.reader().manifest.articles == 6
+    # Readers hold BM25 for searching only (no per-document term arrays), before and after
+    # a refresh; "sailing" is found in the new snapshot.
+    reader = system.reader()
+    assert reader._snap.lexical._read_only
+    assert reader.lexical_search("sailing boats", 3)
 
 
 def test_faiss_results_equal_numpy_brute_force(tmp_path: Path, corpus_dir: Path) -> None:

@@ -454,3 +454,23 @@ def test_a_term_repeated_past_65535_times_is_clipped_not_wrapped() -> None:
     want = reference_scores(clipped, ["flood"])
     assert got.keys() == want.keys() == {1, 2}
     assert got[1] == pytest.approx(want[1], rel=1e-9) and got[2] == pytest.approx(want[2], rel=1e-9)
+
+
+def test_read_only_index_searches_the_same_and_refuses_changes(tmp_path: Path) -> None:
+    index, directory = _built(tmp_path)
+    loaded = LexicalIndex.load(directory)
+    want = {q: index.search(q, k=100) for q in QUERIES + ["late story"]}
+    loaded.make_read_only()
+    assert len(loaded._term_ids.view) == len(loaded._term_counts.view) == 0  # memory let go
+    for query, hits in want.items():
+        assert loaded.search(query, k=100) == hits
+    assert loaded.idf(["wheat", "bridge"]) == index.idf(["wheat", "bridge"])
+    assert loaded.ids().tolist() == index.ids().tolist() and len(loaded) == len(index)
+    for change in (
+        lambda: loaded.add([999], ["wheat"]),
+        lambda: loaded.remove([100]),
+        lambda: loaded.save(tmp_path / "copy"),
+    ):
+        with pytest.raises(RuntimeError, match="searching only"):
+            change()
+    assert loaded.search(QUERIES[0], k=100) == want[QUERIES[0]]  # unchanged by the refusals
