@@ -112,7 +112,7 @@ class _Snapshot:
                 f"index parts name different passages (vectors, lexical index and metadata "
                 f"disagree); {rebuild_hint(store.dir)}"
             )
-        if read_only:  # a reader only searches BM25: keep the postings, not the term arrays
+        if read_only:  # a reader only searches BM25: the postings are all it keeps, once built
             self.lexical.make_read_only()
         self.articles: dict[str, Article] = {}  # cache; articles never change within a snapshot
 

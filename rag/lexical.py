@@ -188,17 +188,24 @@ class LexicalIndex:
         self._live_len = 0  # total length of live documents, for avgdl
         self._lock = threading.Lock()
         self._read_only = False
+        self._terms_dropped = False  # read-only, postings built, term arrays let go
         self._reset_caches()
 
     def make_read_only(self) -> None:
-        """Keep only what searching needs: the postings are built now and the per-document
-        term arrays, which only adding, removing and saving use, are let go (at a million
-        passages about 540 MB, as much again as the postings). Changes raise RuntimeError."""
-        self._segments()
+        """Searches only from here on; changes raise RuntimeError. The per-document term
+        arrays, which only adding, removing and saving use, are let go once the first search
+        has built the postings from them (at a million passages about 540 MB, as much again
+        as the postings); an index that is never searched never builds them."""
         with self._lock:
             self._read_only = True
+            self._drop_term_arrays_if_built()
+
+    def _drop_term_arrays_if_built(self) -> None:
+        n_rows = len(self._live.view)
+        if self._base is not None and self._base[0] == n_rows and self._tail is None:
             self._term_ids = _Buffer(np.int32)
             self._term_counts = _Buffer(np.int32)
+            self._terms_dropped = True
 
     def _check_writable(self) -> None:
         if self._read_only:
@@ -223,7 +230,8 @@ class LexicalIndex:
 
     def _postings(self, first: int, end: int) -> sp.csc_matrix:
         """Documents x terms counts of rows ``first:end`` as CSC (columns = posting lists)."""
-        self._check_writable()  # read-only: the term arrays are gone, the postings all built
+        if self._terms_dropped:  # cannot happen: every row is in the postings already
+            raise RuntimeError("the term arrays of this read-only index are gone")
         ptr = self._doc_ptr.view
         lo, hi = int(ptr[first]), int(ptr[end])
         counts = self._term_counts.view[lo:hi]
@@ -253,6 +261,8 @@ class LexicalIndex:
             segments = [(0, self._base[1])]
             if self._tail is not None:
                 segments.append((base_end, self._tail))
+            if self._read_only and not self._terms_dropped:
+                self._drop_term_arrays_if_built()
             return segments
 
     # --- public API -----------------------------------------------------------------------

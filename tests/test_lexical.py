@@ -461,9 +461,10 @@ def test_read_only_index_searches_the_same_and_refuses_changes(tmp_path: Path) -
     loaded = LexicalIndex.load(directory)
     want = {q: index.search(q, k=100) for q in QUERIES + ["late story"]}
     loaded.make_read_only()
-    assert len(loaded._term_ids.view) == len(loaded._term_counts.view) == 0  # memory let go
+    assert len(loaded._term_ids.view) > 0  # kept until a search has built the postings
     for query, hits in want.items():
         assert loaded.search(query, k=100) == hits
+    assert len(loaded._term_ids.view) == len(loaded._term_counts.view) == 0  # memory let go
     assert loaded.idf(["wheat", "bridge"]) == index.idf(["wheat", "bridge"])
     assert loaded.ids().tolist() == index.ids().tolist() and len(loaded) == len(index)
     for change in (
@@ -474,3 +475,9 @@ def test_read_only_index_searches_the_same_and_refuses_changes(tmp_path: Path) -
         with pytest.raises(RuntimeError, match="searching only"):
             change()
     assert loaded.search(QUERIES[0], k=100) == want[QUERIES[0]]  # unchanged by the refusals
+    # Made read-only after its postings exist, an index lets the term arrays go at once.
+    searched = LexicalIndex.load(directory)
+    searched.search(QUERIES[0], k=1)
+    searched.make_read_only()
+    assert len(searched._term_ids.view) == 0
+    assert searched.search(QUERIES[1], k=100) == want[QUERIES[1]]
