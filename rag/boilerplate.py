@@ -286,27 +286,39 @@ def _mark_header(mk: _Marker, region_end: int, find_title: bool) -> None:
         elif find_title and mk.title is None and _is_title_like(lines, i):
             mk.title = text
             mk.mark(i, "title")
+        elif not lines[i].verbatim and (reason := _furniture(text)) is not None:
+            mk.mark(i, reason)  # dropped wherever it stands, so the header goes on past it
         elif mk.reasons[i] is None:
             break  # the body starts here
+
+
+def _furniture(text: str) -> str | None:
+    """Why a line is dropped wherever it stands on the page (None: it is not)."""
+    if len(text) < 600 and COOKIE.search(text):
+        return "cookie notice"
+    if _is_share(text):
+        return "share links"
+    if ADVERT.match(text):
+        return "advertisement"
+    if len(text) < 200 and NAVIGATION_ANYWHERE.match(text):
+        return "navigation"  # not '|' menus here: a table row looks the same
+    return None
 
 
 def _mark_anywhere(mk: _Marker, pdf: bool) -> None:
     lines = mk.lines
     for i, line in enumerate(lines):
         text = line.text
-        if not text or line.verbatim or mk.reasons[i] is not None:
+        if not text or line.verbatim:
             continue
-        if len(text) < 600 and COOKIE.search(text):
-            mk.mark(i, "cookie notice")
+        if mk.reasons[i] is None and (reason := _furniture(text)) is not None:
+            mk.mark(i, reason)
+        if mk.reasons[i] == "cookie notice":  # here or in the header: its buttons go too
             for j in (i - 1, i + 1, i + 2):
                 if 0 <= j < len(lines) and _COOKIE_BUTTON.match(lines[j].text):
                     mk.mark(j, "cookie notice")
-        elif _is_share(text):
-            mk.mark(i, "share links")
-        elif ADVERT.match(text):
-            mk.mark(i, "advertisement")
-        elif len(text) < 200 and NAVIGATION_ANYWHERE.match(text):
-            mk.mark(i, "navigation")  # not '|' menus here: a table row looks the same
+        elif mk.reasons[i] is not None:
+            continue
         elif re.match(r"^posted by\b.{1,80}\bat \d{1,2}:\d{2}", text, re.I):
             mk.byline(i)
         elif pdf and PAGE_NUMBER.match(text):
