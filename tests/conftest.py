@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import hypothesis
 import numpy as np
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CORPUS = FIXTURES / "corpus"
+
+# Property tests run the same examples every time, so a suite that passed passes again (CI
+# included); HYPOTHESIS_PROFILE=explore draws new ones each run to hunt for fresh failures.
+hypothesis.settings.register_profile("repeatable", derandomize=True)
+hypothesis.settings.register_profile("explore", derandomize=False)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(autouse=True, scope="session")
