@@ -317,8 +317,7 @@ class Ingestor:
                         continue
                     # Queue this batch behind the one in flight, then write that one while
                     # the worker goes straight on to this.
-                    earlier = queued[-1] if queued else None
-                    queued.append(self._submit(pool, pending, writer, earlier, embedded))
+                    self._submit(pool, pending, writer, queued, embedded)
                     pending, pending_chunks = [], 0
                     submitted += 1
                     if len(queued) > 1:
@@ -327,8 +326,7 @@ class Ingestor:
                             writer.commit()
                             last_commit = time.monotonic()
                 if pending:
-                    earlier = queued[-1] if queued else None
-                    queued.append(self._submit(pool, pending, writer, earlier, embedded))
+                    self._submit(pool, pending, writer, queued, embedded)
                 while queued:
                     self._write(queued.pop(0), writer, report, embedded)
             finally:
@@ -387,27 +385,29 @@ class Ingestor:
         pool: ThreadPoolExecutor,
         pending: list[_Pending],
         writer: IndexWriter,
-        earlier: _Batch | None,
+        queued: list[_Batch],
         embedded: _Counter,
-    ) -> _Batch:
-        """Queue the passages of ``pending`` that have no vector yet for embedding.
+    ) -> None:
+        """Send the passages of ``pending`` that have no vector yet to the worker, and append
+        the batch to ``queued``.
 
-        Vectors come from the index (passages embedded before, by any run), from ``earlier``
-        (the batch still being embedded) or from this batch's own embedding.
+        Vectors come from the index (passages embedded before, by any run), from the batch
+        queued before this one (still being embedded) or from this batch's own embedding.
         """
+        earlier = queued[-1] if queued else None
         all_hashes = [h for p in pending for h in p.hashes]
         known = writer.cached_vectors(all_hashes)
-        queued = earlier.texts if earlier is not None else {}
+        coming = earlier.texts if earlier is not None else {}  # being embedded already
         texts: dict[str, str] = {}
         for p in pending:
             for h, t in zip(p.hashes, p.texts, strict=True):
-                if h not in known and h not in queued:
+                if h not in known and h not in coming:
                     texts.setdefault(h, t)
         embedded.total += len(texts)
         future = (
             pool.submit(self.embedder.embed, list(texts.values()), embedded.tick) if texts else None
         )
-        return _Batch(pending, texts, known, future, earlier)
+        queued.append(_Batch(pending, texts, known, future, earlier))
 
     def _write(
         self, batch: _Batch, writer: IndexWriter, report: IngestReport, embedded: _Counter
