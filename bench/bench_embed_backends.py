@@ -312,12 +312,8 @@ def int8_model(texts: list[str]) -> LocalEmbeddings | str:
         subset_size=300,
         model_type=nncf.ModelType.TRANSFORMER,
     )
-    config = {
-        "INFERENCE_PRECISION_HINT": "bf16",
-        "INFERENCE_NUM_THREADS": ov_backend.cpu_count(),
-        "PERFORMANCE_HINT": "THROUGHPUT",
-    }
-    runner._compiled = core.compile_model(quantised, "CPU", config)  # bench only: swap the model
+    # bench only: swap the model, compiled with the runner's own settings
+    runner._compiled = core.compile_model(quantised, "CPU", runner.config)
     return emb
 
 

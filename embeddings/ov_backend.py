@@ -265,16 +265,16 @@ class OpenVINORunner:
         self.tokenise = _Tokeniser(folder)
         ir = cached_ir(folder, model_id, cache_dir or default_cache_dir(), self.tokenise)
         core = ov.Core()
-        # THROUGHPUT: several streams, each on its own cores, so the bulk path keeps one batch
-        # per stream in flight (faster than LATENCY's one stream over every core); a single
-        # query then runs on one stream, a little slower. See bench_embed_backends.py --bulk.
-        config = {
+        # THROUGHPUT: several streams, each on its own cores, so the bulk path keeps every
+        # stream fed (faster than LATENCY's one stream over every core); a single query then
+        # runs on one stream, a little slower. See bench_embed_backends.py --bulk.
+        self.config = {  # what the model is compiled with
             "INFERENCE_PRECISION_HINT": precision,
             "INFERENCE_NUM_THREADS": cpu_count(),
             "PERFORMANCE_HINT": _HINT,
         }
         try:
-            self._compiled = core.compile_model(core.read_model(str(ir / _XML)), "CPU", config)
+            self._compiled = core.compile_model(core.read_model(str(ir / _XML)), "CPU", self.config)
         except Exception as exc:
             raise EmbeddingModelError(
                 f"OpenVINO could not load the converted model in {ir} ({_one_line(exc)}): delete that "
