@@ -6,7 +6,9 @@ after ``commit`` returned. The parent kills it after a seeded random delay, then
 index opens (or is cleanly absent before the first commit), passes the full integrity check, holds
 exactly the last committed state (the last "done", or the "begin" after it when the kill landed
 inside a commit), answers questions, and that rerunning the ingest completes it without embedding
-again what was committed. Children are forked from a preloaded server so a trial costs little more
+again what was committed. Where a random kill lands depends on the machine's timing, so each run
+also makes kills that land inside a commit for certain: the child stops at a chosen fsync call
+and waits to be killed. Children are forked from a preloaded server so a trial costs little more
 than the ingest itself.
 """
 
@@ -49,8 +51,14 @@ def _settings(index_dir: Path) -> Settings:
     return Settings(index_dir=index_dir, embed_batch_size=1, lock_timeout=30)
 
 
-def _child(index_dir: str, folder: str, log_path: str, fsync: str, slow_sync: bool) -> None:
-    """Ingest ``folder`` into ``index_dir``, logging commits to ``log_path`` (runs in the child)."""
+def _child(
+    index_dir: str, folder: str, log_path: str, fsync: str, slow_sync: bool, pause_at: int
+) -> None:
+    """Ingest ``folder`` into ``index_dir``, logging commits to ``log_path`` (runs in the child).
+
+    ``pause_at`` > 0: the child logs "paused" at its ``pause_at``-th fsync call (all of them come
+    from a commit's write-and-sync phase) and waits there to be killed.
+    """
     from rag.index import IndexWriter
 
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -69,17 +77,22 @@ def _child(index_dir: str, folder: str, log_path: str, fsync: str, slow_sync: bo
 
     IndexWriter.commit = logged_commit  # type: ignore[method-assign]
     real_fsync = os.fsync
-    if fsync == "slow":
-        # Stretch every fsync so that most kills land inside a commit's write-and-sync phase.
-        def slow(fileno: int) -> None:
+    fsyncs = 0
+
+    def counted_fsync(fileno: Any) -> None:
+        nonlocal fsyncs
+        fsyncs += 1
+        if fsyncs == pause_at:
+            log({"event": "paused"})
+            time.sleep(120)
+        if fsync == "slow":
+            # Stretch every fsync so that most kills land inside a commit's write-and-sync phase.
             real_fsync(fileno)
             time.sleep(0.001)
+        # fsync == "none": a SIGKILL loses nothing the kernel already has (fsync only matters for
+        # power loss), so most trials skip it and run (and get killed) faster.
 
-        os.fsync = slow
-    elif fsync == "none":
-        # A SIGKILL loses nothing the kernel already has: fsync only matters for power loss, so
-        # most trials skip it and run (and get killed) faster.
-        os.fsync = lambda fileno: None
+    os.fsync = counted_fsync
     if slow_sync:
         # Stretch the removal of vanished files, so that kills land in the sync phase too.
         real_remove = IndexWriter.remove_source
@@ -94,7 +107,7 @@ def _child(index_dir: str, folder: str, log_path: str, fsync: str, slow_sync: bo
     Ingestor(_settings(Path(index_dir)), HashEmbedder(), commit_every=0.0, flush_passages=4).run(
         [folder]
     )
-    log({"event": "finished"})
+    log({"event": "finished", "fsyncs": fsyncs})
 
 
 def _events(log_path: Path) -> list[dict[str, Any]]:
@@ -104,8 +117,11 @@ def _events(log_path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines[:-1]]  # the last piece is "" or a torn line
 
 
-def _spawn(index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool) -> Any:
-    proc = _CTX.Process(target=_child, args=(str(index), str(folder), str(log), fsync, slow_sync))
+def _spawn(
+    index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool, pause_at: int = 0
+) -> Any:
+    args = (str(index), str(folder), str(log), fsync, slow_sync, pause_at)
+    proc = _CTX.Process(target=_child, args=args)
     proc.start()
     deadline = time.monotonic() + 60
     while not any(e["event"] == "start" for e in _events(log)):
@@ -116,7 +132,8 @@ def _spawn(index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool) ->
 
 
 def _reference_run(index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool) -> float:
-    """Ingest to the end once: how long a full run takes after its start line."""
+    """Ingest to the end once: how long a full run takes after its start line (the log's last
+    line, "finished", also says how many fsync calls the run made)."""
     proc = _spawn(index, folder, log, fsync, slow_sync)
     started = time.monotonic()
     proc.join(120)
@@ -171,10 +188,11 @@ def _trial(
     fsync: str = "none",
     slow_sync: bool = False,
     after: str | None = None,
+    pause_at: int = 0,
 ) -> str:
     """One kill: spawn, kill after a random delay, check the state, rerun to completion."""
     log.unlink(missing_ok=True)
-    proc = _spawn(index, folder, log, fsync, slow_sync)
+    proc = _spawn(index, folder, log, fsync, slow_sync, pause_at)
     if after is None:
         time.sleep(rng.uniform(0.0, duration * 1.05) if duration else 0.0)
     else:  # aim at a phase: kill shortly after the child logs ``after`` for the first time
@@ -199,8 +217,8 @@ def _trial(
     snapshots = index / "snapshots"
     assert not list(snapshots.glob("tmp-*")) and not list(index.glob(".CURRENT.*"))
     assert len(list(snapshots.glob("snap-*"))) <= 2
-    landed = events[-1]["event"] if events else "none"
-    return {"begin": "inside commit", "removal": "removing"}.get(landed, landed)
+    landed = [e["event"] for e in events if e["event"] != "paused"][-1:] or ["none"]
+    return {"begin": "inside commit", "removal": "removing"}.get(landed[0], landed[0])
 
 
 @pytest.mark.parametrize(("fsync", "kills"), [("none", 12), ("slow", 8)])
@@ -215,17 +233,26 @@ def test_killed_ingest_leaves_last_commit_and_rerun_completes(
     assert len(commits) >= 10, "the child should commit often"
     final = frozenset(commits[-1]["ids"])
     assert len(final) == N_ARTICLES
+    fsyncs = _events(log)[-1]["fsyncs"]
+    assert fsyncs >= 10 * len(commits), "each commit syncs every file it writes"
 
     rng = random.Random(f"{SEED}-{fsync}")
-    landings = []
     for n in range(kills):
         index = tmp_path / f"index{n}"
         # The first kill comes at once (most likely before any commit), the others at random.
         wait = duration if n else 0.0
-        landings.append(_trial(rng, index, folder, log, wait, None, final, fsync))
+        _trial(rng, index, folder, log, wait, None, final, fsync)
         shutil.rmtree(index)
-    # Commits take most of the run, so some kills must have landed inside one.
-    assert "inside commit" in landings, landings
+    # Where a random kill lands depends on the machine's timing; these three land inside a commit
+    # for certain: the child waits at a random one of its fsync calls until it is killed.
+    for n in range(3):
+        index = tmp_path / f"paused{n}"
+        pause_at = rng.randint(1, fsyncs)
+        landing = _trial(
+            rng, index, folder, log, 0.0, None, final, fsync, after="paused", pause_at=pause_at
+        )
+        assert landing == "inside commit", (pause_at, landing)
+        shutil.rmtree(index)
 
 
 def test_killed_sync_with_removals_keeps_last_commit(tmp_path: Path) -> None:
