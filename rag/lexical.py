@@ -138,6 +138,19 @@ def _live_df(
     return df
 
 
+def _tf16(counts: np.ndarray) -> np.ndarray:
+    """Term counts as uint16, as the postings hold them (no copy if they are already).
+
+    Half the bytes of int32 (140 MB less at a million passages); a count past 65,535 in one
+    passage is clipped, where BM25 has long saturated.
+    """
+    if counts.dtype == np.uint16:
+        return counts
+    if len(counts) and int(counts.max()) > _MAX_TF:
+        counts = np.minimum(counts, _MAX_TF)
+    return counts.astype(np.uint16)
+
+
 class _Buffer:
     """A 1-D array that grows by doubling, so appends are amortised O(appended)."""
 
@@ -195,9 +208,13 @@ class LexicalIndex:
         """Searches only from here on; changes raise RuntimeError. The per-document term
         arrays, which only adding, removing and saving use, are let go once the first search
         has built the postings from them (at a million passages about 540 MB, as much again
-        as the postings); an index that is never searched never builds them."""
+        as the postings); an index that is never searched never builds them. Until then the
+        term counts are kept as the postings hold them (uint16), so that building the postings
+        needs no converted copy of them next to the originals."""
         with self._lock:
             self._read_only = True
+            if not self._terms_dropped:
+                self._term_counts = _Buffer(np.uint16, _tf16(self._term_counts.view))
             self._drop_term_arrays_if_built()
 
     def _drop_term_arrays_if_built(self) -> None:
@@ -234,13 +251,12 @@ class LexicalIndex:
             raise RuntimeError("the term arrays of this read-only index are gone")
         ptr = self._doc_ptr.view
         lo, hi = int(ptr[first]), int(ptr[end])
-        counts = self._term_counts.view[lo:hi]
-        # Term counts held as uint16 (half the postings' data; 140 MB less at 1M passages);
-        # a count past 65,535 in one passage is clipped, where BM25 has long saturated.
-        if len(counts) and int(counts.max()) > _MAX_TF:
-            counts = np.minimum(counts, _MAX_TF)
         csr = sp.csr_matrix(
-            (counts.astype(np.uint16), self._term_ids.view[lo:hi], ptr[first : end + 1] - lo),
+            (
+                _tf16(self._term_counts.view[lo:hi]),
+                self._term_ids.view[lo:hi],
+                ptr[first : end + 1] - lo,
+            ),
             shape=(end - first, len(self._terms)),
         )
         return csr.tocsc()

@@ -446,14 +446,19 @@ def test_load_after_removals_matches_the_saved_index_in_small_blocks(
 
 def test_a_term_repeated_past_65535_times_is_clipped_not_wrapped() -> None:
     docs = {1: ["flood"] * 70_000 + ["river"], 2: ["flood", "river", "bank"], 3: ["bank"]}
-    index = LexicalIndex()
-    index.add_tokens(list(docs), list(docs.values()))
-    got = dict(index.search_tokens(["flood"], k=3))
+    index, read_only = LexicalIndex(), LexicalIndex()
+    for lex in (index, read_only):
+        lex.add_tokens(list(docs), list(docs.values()))
+    read_only.make_read_only()  # clips the counts it keeps before any search, not in the postings
+    assert read_only._term_counts.view.dtype == np.uint16
     clipped = {**docs, 1: ["flood"] * 65_535 + ["other"] * 4_465 + ["river"]}
     # Same length, count held at 65,535: a wrapped uint16 count (4,464) would score lower.
     want = reference_scores(clipped, ["flood"])
-    assert got.keys() == want.keys() == {1, 2}
-    assert got[1] == pytest.approx(want[1], rel=1e-9) and got[2] == pytest.approx(want[2], rel=1e-9)
+    for lex in (index, read_only):
+        got = dict(lex.search_tokens(["flood"], k=3))
+        assert got.keys() == want.keys() == {1, 2}
+        assert got[1] == pytest.approx(want[1], rel=1e-9)
+        assert got[2] == pytest.approx(want[2], rel=1e-9)
 
 
 def test_read_only_index_searches_the_same_and_refuses_changes(tmp_path: Path) -> None:
