@@ -93,8 +93,9 @@ def build_scaled_index(real_dir: Path, n: int, out_dir: Path, exact_max: int = 2
 
     from rag.index import IndexReader
     from rag.ingest import embedding_text
-    from rag.lexical import LexicalIndex, tokenize
+    from rag.lexical import LexicalIndex
     from rag.store import SCHEMA, IndexStore, Manifest, new_staging, write_snapshot_files
+    from rag.tokens import tokenize
     from rag.vectors import VectorPolicy, maybe_upgrade, new_index, reconstruct_many
 
     store = IndexStore(out_dir)

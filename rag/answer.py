@@ -14,8 +14,8 @@ import numpy as np
 from rag.chunking import split_sentences
 from rag.dedup import containment, shingles
 from rag.ingest import Embedder
-from rag.lexical import tokenize
 from rag.settings import Settings
+from rag.tokens import tokenize
 from rag.types import Answer, AnswerSentence, Citation, Hit
 
 ABSTENTION = "The indexed articles don't answer this."

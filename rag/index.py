@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from rag import lexical_files
 from rag.errors import CorruptIndex
 from rag.lexical import TUNED_B, TUNED_K1, LexicalIndex
 from rag.store import (
@@ -77,7 +78,7 @@ class _Snapshot:
             )
         try:
             self.vectors = load_vectors(self.path / "vectors.faiss")
-            self.lexical = LexicalIndex.load(self.path / "lexical")
+            self.lexical = lexical_files.load(self.path / "lexical")
             # SQLite opens the file now and keeps it open: the folder may be collected later.
             self.db = open_metadata(self.path / "meta.sqlite", readonly=True)
         except CorruptIndex as e:

@@ -1,4 +1,4 @@
-"""Incremental BM25 index over chunk ids, saved as JSON + ``.npy`` (never pickled).
+"""Incremental BM25 index over chunk ids (rag.lexical_files saves it as JSON + ``.npy``).
 
 Scores are BM25 in the Lucene form: ``idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` with
 ``idf(t) = log(1 + (N - df + 0.5) / (df + 0.5))``. This drops Okapi's constant ``(k1 + 1)``
@@ -13,111 +13,18 @@ tail of recent additions, so adding a few documents to a big index rebuilds only
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-import os
-import re
 import threading
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import Stemmer
 
-from rag.errors import CorruptIndex
+from rag.tokens import tokenize
 
-__all__ = ["STOPWORDS", "LexicalIndex", "tokenize"]
+__all__ = ["TUNED_B", "TUNED_K1", "LexicalIndex"]
 
-# Written for this project. Apostrophes are removed before the lookup ("don't" -> "dont").
-_STOPWORD_TEXT = """
-a about above after again against all also am an and any are arent as at be because been before
-being below between both but by can cannot cant could couldnt did didnt do does doesnt doing dont
-down during each either else ever few for from further had hadnt has hasnt have havent having he
-hed hes her here hers herself him himself his how however i id if im in into is isnt it its itself
-ive just let lets me more most much must mustnt my myself neither no nor not now of off on once
-only or other ought our ours ourselves out over own same shall she shes should shouldnt so some
-such than that thats the their theirs them themselves then there theres these they theyre this
-those though through thus to too under until up upon us very was wasnt we were werent weve what
-whats when where whether which while who whom whose why will with wont would wouldnt yet you
-youre your yours yourself yourselves s t d ll m re ve
-"""
-STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
-
-# A number with inner separators ("3.5", "1,000"), else a run of letters/digits.
-_TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)*")
-_THOUSANDS_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_MAX_TOKEN_CHARS = 40  # longer "words" are hashes, URLs or base64 noise
 _MAX_TF = np.iinfo(np.uint16).max  # postings hold a term's count in one passage as uint16
-_stemmers = threading.local()  # PyStemmer objects must not be shared between threads
-
-FORMAT = "rag-lexical"
-VERSION = 1
-_META = "lexical.json"
-_ARRAYS = {  # file stem -> allowed dtype kinds
-    "doc_ptr": "iu",
-    "term_ids": "iu",
-    "term_counts": "iu",
-    "doc_len": "iu",
-    "doc_ids": "iu",
-    "live": "b",
-}
-
-
-def _stemmer() -> Stemmer.Stemmer:
-    stemmer = getattr(_stemmers, "english", None)
-    if stemmer is None:
-        stemmer = _stemmers.english = Stemmer.Stemmer("english")
-    return stemmer
-
-
-def _fold(text: str) -> str:
-    """Case-fold and drop accents (naïve -> naive), keeping composed scripts such as Hangul."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    if not text.isascii():  # only non-ASCII text can hold combining marks: skip the per-char loop
-        text = "".join(c for c in text if not unicodedata.combining(c))
-    return unicodedata.normalize("NFC", text).replace("\u2019", "'")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _term(word: str) -> str:
-    """One matched word as it is indexed: normalised and stemmed; "" when it is not indexed."""
-    if word[0].isdigit() and _THOUSANDS_RE.fullmatch(word):
-        word = word.replace(",", "")  # 1,000 and 1000 are the same number
-    if word.endswith("'s"):
-        word = word[:-2]
-    word = word.replace("'", "")
-    if word and word not in STOPWORDS and len(word) <= _MAX_TOKEN_CHARS:
-        return str(_stemmer().stemWord(word))
-    return ""
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercased, accent-folded, stopword-free, Snowball-stemmed word tokens of ``text``."""
-    # Words repeat: each distinct one is normalised and stemmed once (cached).
-    return [t for t in map(_term, _TOKEN_RE.findall(_fold(text))) if t]
-
-
-def _row_sums(values: np.ndarray, ptr: np.ndarray, rows_per_block: int = 1 << 16) -> np.ndarray:
-    """Sum of ``values[ptr[i]:ptr[i+1]]`` for every row i, without a per-entry row array.
-
-    Summed a block of rows at a time, so the int64 copy is one block's, not all of ``values``
-    (that would be 570 MB at a million passages, on top of the index while it opens).
-    """
-    out = np.zeros(len(ptr) - 1, np.int64)
-    for first in range(0, len(out), rows_per_block):
-        end = min(first + rows_per_block, len(out))
-        starts = ptr[first:end]
-        nonempty = starts < ptr[first + 1 : end + 1]
-        if nonempty.any():
-            # reduceat sums from each start to the next start; empty rows are left out so
-            # the next start of a non-empty row is exactly its end.
-            lo, hi = int(ptr[first]), int(ptr[end])
-            block = values[lo:hi].astype(np.int64)
-            out[first:end][nonempty] = np.add.reduceat(block, starts[nonempty] - lo)
-    return out
 
 
 def _live_df(
@@ -223,6 +130,38 @@ class LexicalIndex:
             self._term_ids = _Buffer(np.int32)
             self._term_counts = _Buffer(np.int32)
             self._terms_dropped = True
+
+    @classmethod
+    def from_arrays(
+        cls, k1: float, b: float, terms: list[str], arrays: dict[str, np.ndarray]
+    ) -> LexicalIndex:
+        """An index over arrays that :meth:`arrays` gave (rag.lexical_files checks them first)."""
+        index = cls(k1=k1, b=b)
+        ptr, tids, live = arrays["doc_ptr"], arrays["term_ids"], arrays["live"]
+        index._terms = terms
+        index._vocab = {t: i for i, t in enumerate(terms)}
+        index._doc_ptr = _Buffer(np.int64, ptr)
+        index._term_ids = _Buffer(np.int32, tids)
+        index._term_counts = _Buffer(np.int32, arrays["term_counts"])
+        index._doc_len = _Buffer(np.int32, arrays["doc_len"])
+        index._doc_ids = _Buffer(np.int64, arrays["doc_ids"])
+        index._live = _Buffer(np.bool_, live)
+        index._df = _live_df(tids, ptr, live, len(terms))
+        index._n_live = int(live.sum())
+        index._live_len = int(arrays["doc_len"][live].sum())
+        return index
+
+    def arrays(self) -> tuple[list[str], dict[str, np.ndarray]]:
+        """The terms and the per-document arrays (views, not copies), as they are saved."""
+        self._check_writable()
+        return self._terms, {
+            "doc_ptr": self._doc_ptr.view,
+            "term_ids": self._term_ids.view,
+            "term_counts": self._term_counts.view,
+            "doc_len": self._doc_len.view,
+            "doc_ids": self._doc_ids.view,
+            "live": self._live.view,
+        }
 
     def _check_writable(self) -> None:
         if self._read_only:
@@ -495,109 +434,3 @@ class LexicalIndex:
         doc_ids = self._doc_ids.view[rows]
         order = np.lexsort((doc_ids, -scores))[:k]
         return [(int(doc_ids[i]), float(scores[i])) for i in order]
-
-    # --- persistence ----------------------------------------------------------------------
-
-    def save(self, directory: Path) -> None:
-        """Write the index into ``directory`` (created if needed), fsyncing every file."""
-        self._check_writable()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays = {
-            "doc_ptr": self._doc_ptr.view,
-            "term_ids": self._term_ids.view,
-            "term_counts": self._term_counts.view,
-            "doc_len": self._doc_len.view,
-            "doc_ids": self._doc_ids.view,
-            "live": self._live.view,
-        }
-        for name, array in arrays.items():
-            with open(directory / f"{name}.npy", "wb") as f:
-                np.save(f, array, allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-        meta = {
-            "format": FORMAT,
-            "version": VERSION,
-            "k1": self.k1,
-            "b": self.b,
-            "n_rows": len(self._live.view),
-            "n_entries": len(self._term_ids.view),
-            "terms": self._terms,
-        }
-        with open(directory / _META, "w", encoding="utf-8") as f:
-            json.dump(meta, f, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-
-    @classmethod
-    def load(cls, directory: Path) -> LexicalIndex:
-        """Read an index written by :meth:`save`; damage of any kind raises CorruptIndex."""
-        directory = Path(directory)
-
-        def bad(why: str) -> CorruptIndex:
-            return CorruptIndex(f"lexical index in {directory} is damaged: {why}")
-
-        try:
-            with open(directory / _META, encoding="utf-8") as f:
-                meta = json.load(f)
-        except FileNotFoundError:
-            raise bad(f"{_META} is missing") from None
-        except (OSError, ValueError) as exc:
-            raise bad(f"{_META} is unreadable ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise bad(f"{_META} was not written by this tool")
-        if meta.get("version") != VERSION:
-            raise bad(f"unsupported format version {meta.get('version')!r}")
-        terms, n_rows, n_entries = meta.get("terms"), meta.get("n_rows"), meta.get("n_entries")
-        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-            raise bad("the term list is not a list of strings")
-        if len(set(terms)) != len(terms):
-            raise bad("the term list repeats a term")
-        if not (isinstance(n_rows, int) and isinstance(n_entries, int)):
-            raise bad("row or entry count missing")
-        try:
-            index = cls(k1=float(meta["k1"]), b=float(meta["b"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise bad(f"bad BM25 parameters ({exc})") from None
-
-        arrays: dict[str, np.ndarray] = {}
-        for name, kinds in _ARRAYS.items():
-            path = directory / f"{name}.npy"
-            try:
-                array = np.load(path, allow_pickle=False)
-            except FileNotFoundError:
-                raise bad(f"{path.name} is missing") from None
-            except (OSError, ValueError, EOFError) as exc:
-                raise bad(f"{path.name} is unreadable ({exc})") from None
-            if array.ndim != 1 or array.dtype.kind not in kinds:
-                raise bad(f"{path.name} has shape {array.shape} and type {array.dtype}")
-            arrays[name] = array
-        ptr, tids, counts = arrays["doc_ptr"], arrays["term_ids"], arrays["term_counts"]
-        for name in ("doc_len", "doc_ids", "live"):
-            if len(arrays[name]) != n_rows:
-                raise bad(f"{name}.npy has {len(arrays[name])} rows, expected {n_rows}")
-        if len(ptr) != n_rows + 1 or len(tids) != n_entries or len(counts) != n_entries:
-            raise bad("document pointers and term arrays disagree in length")
-        if ptr[0] != 0 or ptr[-1] != n_entries or np.any(np.diff(ptr) < 0):
-            raise bad("document pointers are not a valid offset array")
-        if n_entries and (tids.min() < 0 or tids.max() >= len(terms) or counts.min() <= 0):
-            raise bad("term ids or counts out of range")
-        if not np.array_equal(_row_sums(counts, ptr), arrays["doc_len"]):
-            raise bad("document lengths do not match the term counts")
-        live = arrays["live"]
-        if len(np.unique(arrays["doc_ids"][live])) != int(live.sum()):
-            raise bad("a document id occurs twice")
-
-        index._terms = terms
-        index._vocab = {t: i for i, t in enumerate(terms)}
-        index._doc_ptr = _Buffer(np.int64, ptr)
-        index._term_ids = _Buffer(np.int32, tids)
-        index._term_counts = _Buffer(np.int32, counts)
-        index._doc_len = _Buffer(np.int32, arrays["doc_len"])
-        index._doc_ids = _Buffer(np.int64, arrays["doc_ids"])
-        index._live = _Buffer(np.bool_, live)
-        index._df = _live_df(tids, ptr, live, len(terms))
-        index._n_live = int(live.sum())
-        index._live_len = int(arrays["doc_len"][live].sum())
-        return index

@@ -12,8 +12,8 @@ from rag.dedup import collapse, containment, shingles
 from rag.fusion import convex, mmr, rrf
 from rag.index import IndexReader
 from rag.ingest import Embedder
-from rag.lexical import tokenize
 from rag.settings import Settings
+from rag.tokens import tokenize
 from rag.types import Article, Chunk, Hit
 
 

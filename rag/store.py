@@ -31,6 +31,7 @@ import faiss
 import numpy as np
 from filelock import FileLock, Timeout
 
+from rag import lexical_files
 from rag.errors import CorruptIndex, IndexBusy, IndexMissing, ModelMismatch
 from rag.lexical import LexicalIndex
 from rag.vectors import ids_of
@@ -298,7 +299,7 @@ def verify_snapshot(snap: Path, checksums: bool = False) -> list[str]:
         ).fetchone()[0]
         db.close()
         vectors = load_vectors(snap / "vectors.faiss")
-        lexical = LexicalIndex.load(snap / "lexical")
+        lexical = lexical_files.load(snap / "lexical")
     except (CorruptIndex, sqlite3.DatabaseError) as e:
         return [str(e)]
     if n_articles != manifest.articles:
@@ -345,7 +346,7 @@ def write_snapshot_files(
     db.commit()
     db.close()
     faiss.write_index(vectors, str(staging / "vectors.faiss"))
-    lexical.save(staging / "lexical")
+    lexical_files.save(lexical, staging / "lexical")
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
         fsync_file(path)

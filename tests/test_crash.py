@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from rag import lexical_files
 from rag.cli import run as cli_run
 from rag.errors import CorruptIndex, IndexMissing
 from rag.index import IndexReader
@@ -316,7 +317,7 @@ def _shift_lexical_ids(snap: Path) -> None:
     lexical = LexicalIndex()
     lexical.add([r[0] + 1000 for r in rows], [embedding_text(r[1], r[2]) for r in rows])
     shutil.rmtree(snap / "lexical")
-    lexical.save(snap / "lexical")
+    lexical_files.save(lexical, snap / "lexical")
     for path in (snap / "lexical").iterdir():
         _rewrite_manifest_entry(snap, f"lexical/{path.name}")
 

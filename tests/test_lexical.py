@@ -12,8 +12,10 @@ import bm25s
 import numpy as np
 import pytest
 
+from rag import lexical, lexical_files
 from rag.errors import CorruptIndex
-from rag.lexical import LexicalIndex, tokenize
+from rag.lexical import LexicalIndex
+from rag.tokens import tokenize
 
 CORPUS = [
     "The central bank raised interest rates by half a point to fight inflation.",
@@ -316,13 +318,13 @@ def _built(tmp_path: Path) -> tuple[LexicalIndex, Path]:
     index.remove([3, 4, 5])
     index.add([100, 101], ["a late wheat story", "a late bridge story"])
     directory = tmp_path / "lex"
-    index.save(directory)
+    lexical_files.save(index, directory)
     return index, directory
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
     index, directory = _built(tmp_path)
-    loaded = LexicalIndex.load(directory)
+    loaded = lexical_files.load(directory)
     assert (loaded.k1, loaded.b) == (1.2, 0.7)
     assert len(loaded) == len(index)
     assert loaded.ids().tolist() == index.ids().tolist()
@@ -335,17 +337,17 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     for query in QUERIES:
         assert loaded.search(query, k=100) == index.search(query, k=100)
     empty = tmp_path / "empty"
-    LexicalIndex().save(empty)
-    assert len(LexicalIndex.load(empty)) == 0
+    lexical_files.save(LexicalIndex(), empty)
+    assert len(lexical_files.load(empty)) == 0
 
 
 def test_missing_file_is_corrupt(tmp_path: Path) -> None:
     _, directory = _built(tmp_path)
     (directory / "term_ids.npy").unlink()
     with pytest.raises(CorruptIndex, match="term_ids.npy is missing"):
-        LexicalIndex.load(directory)
+        lexical_files.load(directory)
     with pytest.raises(CorruptIndex, match="missing"):
-        LexicalIndex.load(tmp_path / "nowhere")
+        lexical_files.load(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize(
@@ -357,10 +359,10 @@ def test_truncated_array_is_corrupt(tmp_path: Path, name: str) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 9])
     with pytest.raises(CorruptIndex, match="damaged"):
-        LexicalIndex.load(directory)
+        lexical_files.load(directory)
     path.write_bytes(data[:40])  # cut inside the header
     with pytest.raises(CorruptIndex, match="damaged"):
-        LexicalIndex.load(directory)
+        lexical_files.load(directory)
 
 
 def test_inconsistent_arrays_are_corrupt(tmp_path: Path) -> None:
@@ -369,13 +371,13 @@ def test_inconsistent_arrays_are_corrupt(tmp_path: Path) -> None:
     lengths[0] += 1
     np.save(directory / "doc_len.npy", lengths)
     with pytest.raises(CorruptIndex, match="lengths"):
-        LexicalIndex.load(directory)
+        lexical_files.load(directory)
     np.save(directory / "doc_len.npy", lengths[:-1])
     with pytest.raises(CorruptIndex, match="rows"):
-        LexicalIndex.load(directory)
+        lexical_files.load(directory)
     np.save(directory / "doc_len.npy", lengths.astype(np.float64))
     with pytest.raises(CorruptIndex, match="type"):
-        LexicalIndex.load(directory)
+        lexical_files.load(directory)
 
 
 @pytest.mark.parametrize(
@@ -396,14 +398,14 @@ def test_edited_json_is_corrupt(tmp_path: Path, edit) -> None:  # type: ignore[n
     path = directory / "lexical.json"
     path.write_text(edit(json.loads(path.read_text())))
     with pytest.raises(CorruptIndex, match="damaged"):
-        LexicalIndex.load(directory)
+        lexical_files.load(directory)
 
 
 def test_pickled_array_is_refused(tmp_path: Path) -> None:
     _, directory = _built(tmp_path)
     np.save(directory / "doc_ids.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(CorruptIndex, match="doc_ids.npy"):
-        LexicalIndex.load(directory)
+        lexical_files.load(directory)
 
 
 @pytest.mark.parametrize("rows_per_block", [1, 3, 64])
@@ -412,8 +414,6 @@ def test_load_after_removals_matches_the_saved_index_in_small_blocks(
 ) -> None:
     """Loading sums lengths and counts document frequencies a block of rows at a time (bounded
     memory at a million passages); small blocks must give what one block gives."""
-    from rag import lexical
-
     rng = random.Random(rows_per_block)
     words = [f"w{i}" for i in range(30)]
     docs = {i: [rng.choice(words) for _ in range(rng.randint(0, 9))] for i in range(150)}
@@ -423,13 +423,13 @@ def test_load_after_removals_matches_the_saved_index_in_small_blocks(
     index.remove(gone)
     for i in gone:
         del docs[i]
-    index.save(tmp_path / "lex")
-    for name in ("_row_sums", "_live_df"):
-        real = getattr(lexical, name)
+    lexical_files.save(index, tmp_path / "lex")
+    for module, name in ((lexical_files, "_row_sums"), (lexical, "_live_df")):
+        real = getattr(module, name)
         monkeypatch.setattr(
-            lexical, name, lambda *a, _real=real: _real(*a, rows_per_block=rows_per_block)
+            module, name, lambda *a, _real=real: _real(*a, rows_per_block=rows_per_block)
         )
-    loaded = LexicalIndex.load(tmp_path / "lex")
+    loaded = lexical_files.load(tmp_path / "lex")
     want_df = Counter(w for tokens in docs.values() for w in set(tokens))
     assert {t: int(loaded._df[i]) for i, t in enumerate(loaded._terms) if loaded._df[i]} == {
         t: n for t, n in want_df.items()
@@ -441,7 +441,7 @@ def test_load_after_removals_matches_the_saved_index_in_small_blocks(
     # A damaged length is still caught with small blocks.
     np.save(tmp_path / "lex" / "doc_len.npy", np.zeros(len(index._doc_len.view), np.int32))
     with pytest.raises(CorruptIndex, match="lengths"):
-        LexicalIndex.load(tmp_path / "lex")
+        lexical_files.load(tmp_path / "lex")
 
 
 def test_a_term_repeated_past_65535_times_is_clipped_not_wrapped() -> None:
@@ -463,7 +463,7 @@ def test_a_term_repeated_past_65535_times_is_clipped_not_wrapped() -> None:
 
 def test_read_only_index_searches_the_same_and_refuses_changes(tmp_path: Path) -> None:
     index, directory = _built(tmp_path)
-    loaded = LexicalIndex.load(directory)
+    loaded = lexical_files.load(directory)
     want = {q: index.search(q, k=100) for q in QUERIES + ["late story"]}
     loaded.make_read_only()
     assert len(loaded._term_ids.view) > 0  # kept until a search has built the postings
@@ -475,13 +475,13 @@ def test_read_only_index_searches_the_same_and_refuses_changes(tmp_path: Path) -
     for change in (
         lambda: loaded.add([999], ["wheat"]),
         lambda: loaded.remove([100]),
-        lambda: loaded.save(tmp_path / "copy"),
+        lambda: lexical_files.save(loaded, tmp_path / "copy"),
     ):
         with pytest.raises(RuntimeError, match="searching only"):
             change()
     assert loaded.search(QUERIES[0], k=100) == want[QUERIES[0]]  # unchanged by the refusals
     # Made read-only after its postings exist, an index lets the term arrays go at once.
-    searched = LexicalIndex.load(directory)
+    searched = lexical_files.load(directory)
     searched.search(QUERIES[0], k=1)
     searched.make_read_only()
     assert len(searched._term_ids.view) == 0
