@@ -9,35 +9,25 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag import lexical_files
-from rag.errors import CorruptIndex
 from rag.lexical import TUNED_B, TUNED_K1, LexicalIndex
+from rag.snapshot import Snapshot
 from rag.store import (
-    CHECKSUM_ON_OPEN_BYTES,
+    ARTICLE_COLUMNS,
     SCHEMA,
     IndexStore,
     Manifest,
-    check_files,
-    check_model,
     empty_vectors,
-    load_vectors,
     new_staging,
     open_metadata,
-    rebuild_hint,
     write_snapshot_files,
 )
 from rag.types import Article, Chunk, PageSpan
-from rag.vectors import VectorPolicy, ids_of, maybe_upgrade, reconstruct_many, remove_ids
+from rag.vectors import VectorPolicy, maybe_upgrade, reconstruct_many, remove_ids
 from rag.vectors import search as vector_search
-
-_REQUIRED = ("meta.sqlite", "vectors.faiss")
-_OPEN_ATTEMPTS = 5
-_ARTICLE_COLUMNS = "id, source, title, text, date, author, url, site, group_id, pages"
 
 
 def _article_from_row(row: sqlite3.Row) -> Article:
@@ -58,79 +48,6 @@ def pages_of(row_pages: str | None) -> tuple[PageSpan, ...]:
     if not row_pages:
         return ()
     return tuple(PageSpan(*span) for span in json.loads(row_pages))
-
-
-class _Snapshot:
-    """One loaded, immutable snapshot; its vectors and lexical index live in memory."""
-
-    def __init__(
-        self, store: IndexStore, path: Path, model_id: str | None, read_only: bool = False
-    ) -> None:
-        self.path = path
-        self.manifest = Manifest.read(self.path)
-        check_model(self.manifest, model_id, store.dir)
-        problems = [f"{n}: not in the manifest" for n in _REQUIRED if n not in self.manifest.files]
-        problems += check_files(self.path, self.manifest, CHECKSUM_ON_OPEN_BYTES)
-        if problems:
-            raise CorruptIndex(
-                f"index snapshot {self.path} is damaged ({'; '.join(problems[:3])}); "
-                f"{rebuild_hint(store.dir)}"
-            )
-        try:
-            self.vectors = load_vectors(self.path / "vectors.faiss")
-            self.lexical = lexical_files.load(self.path / "lexical")
-            # SQLite opens the file now and keeps it open: the folder may be collected later.
-            self.db = open_metadata(self.path / "meta.sqlite", readonly=True)
-        except CorruptIndex as e:
-            raise CorruptIndex(f"{e}; {rebuild_hint(store.dir)}") from e
-        if not (self.vectors.ntotal == len(self.lexical) == self.manifest.chunks):
-            raise CorruptIndex(
-                f"index parts disagree ({self.vectors.ntotal} vectors, {len(self.lexical)} lexical "
-                f"entries, {self.manifest.chunks} chunks); {rebuild_hint(store.dir)}"
-            )
-        # The three parts must name the same passages, or a hit would show another passage's
-        # text. Comparing ids costs a fraction of loading the vectors.
-        try:
-            rowids = np.fromiter(
-                (r[0] for r in self.db.execute("SELECT rowid FROM chunks ORDER BY rowid")), np.int64
-            )
-            orphans = self.db.execute(
-                "SELECT count(*) FROM chunks WHERE article_id NOT IN (SELECT id FROM articles)"
-            ).fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            raise CorruptIndex(f"metadata is unreadable ({e}); {rebuild_hint(store.dir)}") from e
-        try:
-            vector_ids = np.sort(ids_of(self.vectors))
-        except ValueError as e:
-            raise CorruptIndex(
-                f"vector file holds no passage ids; {rebuild_hint(store.dir)}"
-            ) from e
-        lexical_ids = np.sort(self.lexical.ids().astype(np.int64))
-        if orphans or not (
-            np.array_equal(rowids, vector_ids) and np.array_equal(rowids, lexical_ids)
-        ):
-            raise CorruptIndex(
-                f"index parts name different passages (vectors, lexical index and metadata "
-                f"disagree); {rebuild_hint(store.dir)}"
-            )
-        if read_only:  # a reader only searches BM25: the postings are all it keeps, once built
-            self.lexical.make_read_only()
-        self.articles: dict[str, Article] = {}  # cache; articles never change within a snapshot
-
-    @classmethod
-    def open_current(
-        cls, store: IndexStore, model_id: str | None, read_only: bool = False
-    ) -> _Snapshot:
-        """Load the committed snapshot. A writer may commit twice while we load and so collect the
-        folder we are reading: then CURRENT has moved on and we load the newer one instead."""
-        for attempt in range(_OPEN_ATTEMPTS):
-            path = store.current_snapshot()
-            try:
-                return cls(store, path, model_id, read_only)
-            except CorruptIndex:
-                if attempt == _OPEN_ATTEMPTS - 1 or store.current_snapshot() == path:
-                    raise
-        raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -158,12 +75,12 @@ class IndexReader:
         self.model_id = model_id
         self._lock = threading.RLock()  # one SQLite query at a time per reader
         self._load_lock = threading.Lock()  # one thread loads a new snapshot, the others wait
-        self._latest = _Snapshot.open_current(store, model_id, read_only=True)
+        self._latest = Snapshot.open_current(store, model_id, read_only=True)
         self._local = threading.local()
 
     @property
-    def _snap(self) -> _Snapshot:
-        snap: _Snapshot | None = getattr(self._local, "snap", None)
+    def _snap(self) -> Snapshot:
+        snap: Snapshot | None = getattr(self._local, "snap", None)
         if snap is None:
             snap = self._local.snap = self._latest
         return snap
@@ -177,7 +94,7 @@ class IndexReader:
         before = self._snap
         with self._load_lock:
             if self.store.current_snapshot() != self._latest.path:
-                self._latest = _Snapshot.open_current(self.store, self.model_id, read_only=True)
+                self._latest = Snapshot.open_current(self.store, self.model_id, read_only=True)
             self._local.snap = self._latest
         return self._latest is not before
 
@@ -214,7 +131,7 @@ class IndexReader:
         cached = cache.get(article_id)
         if cached is not None:
             return cached
-        rows = self._query(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,))
+        rows = self._query(f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,))
         if not rows:
             raise KeyError(article_id)
         article = _article_from_row(rows[0])
@@ -259,7 +176,7 @@ class IndexReader:
 
     def group_members(self, group_id: str) -> list[Article]:
         rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE group_id = ? ORDER BY length(text) DESC",
+            f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE group_id = ? ORDER BY length(text) DESC",
             (group_id,),
         )
         return [_article_from_row(r) for r in rows]
@@ -350,7 +267,7 @@ class IndexWriter:
         self.staging = new_staging(store)
         self.changed = False
         if store.exists():
-            snap = _Snapshot.open_current(store, model_id)
+            snap = Snapshot.open_current(store, model_id)
             src = snap.db
             self.db = sqlite3.connect(self.staging / "meta.sqlite", check_same_thread=False)
             src.backup(self.db)
@@ -406,7 +323,7 @@ class IndexWriter:
         for item in items:
             article, pages = item.article, item.pages
             self.db.execute(
-                f"INSERT INTO articles ({_ARTICLE_COLUMNS}, added_at) "
+                f"INSERT INTO articles ({ARTICLE_COLUMNS}, added_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     article.id,

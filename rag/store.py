@@ -56,6 +56,9 @@ CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS chunks_embed ON chunks(embed_hash);
 """
 
+# The articles columns a reader selects and the writer fills (``added_at`` is the writer's alone).
+ARTICLE_COLUMNS = "id, source, title, text, date, author, url, site, group_id, pages"
+
 
 def rebuild_hint(index_dir: Path) -> str:
     return f"rebuild it with: rm -r {index_dir} && rag ingest PATH --index {index_dir}"

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import rag.index
 import rag.retrieval
+import rag.snapshot
 from rag.errors import IndexBusy
 from rag.index import IndexReader
 from rag.ingest import Ingestor, embedding_text
@@ -252,7 +252,7 @@ def test_reader_loading_a_snapshot_that_gets_collected_retries_the_newer_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, index = _base(tmp_path, 5)
-    real_load = rag.index.load_vectors
+    real_load = rag.snapshot.load_vectors
     raced = []
 
     def racing_load(path: Path) -> Any:
@@ -265,7 +265,7 @@ def test_reader_loading_a_snapshot_that_gets_collected_retries_the_newer_one(
             assert not path.exists()
         return real_load(path)
 
-    monkeypatch.setattr(rag.index, "load_vectors", racing_load)
+    monkeypatch.setattr(rag.snapshot, "load_vectors", racing_load)
     reader = IndexReader(IndexStore(index), "hash-64")
     assert raced and reader.manifest.articles == 7
 
