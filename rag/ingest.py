@@ -17,7 +17,7 @@ import numpy as np
 from rag.chunking import chunk_article
 from rag.dedup import Sketch, group_near_duplicates, sketch_texts
 from rag.errors import InputError, RagError, SkipFile
-from rag.index import IndexWriter, NewArticle
+from rag.index_writer import IndexWriter, NewArticle
 from rag.loaders import SUPPORTED_SUFFIXES, load_file
 from rag.settings import Settings
 from rag.store import IndexStore

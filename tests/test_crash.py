@@ -60,7 +60,7 @@ def _child(
     ``pause_at`` > 0: the child logs "paused" at its ``pause_at``-th fsync call (all of them come
     from a commit's write-and-sync phase) and waits there to be killed.
     """
-    from rag.index import IndexWriter
+    from rag.index_writer import IndexWriter
 
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
