@@ -355,7 +355,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(system: Any, args: argparse.Namespace) -> int:
-    from rag.ingest import discover
+    from rag.discovery import discover
 
     if args.interval <= 0:
         raise InputError("--interval must be positive")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -16,9 +15,10 @@ import numpy as np
 
 from rag.chunking import chunk_article
 from rag.dedup import Sketch, group_near_duplicates, sketch_texts
-from rag.errors import InputError, RagError, SkipFile
+from rag.discovery import discover, prefetch
+from rag.errors import InputError, SkipFile
 from rag.index_writer import IndexWriter, NewArticle
-from rag.loaders import SUPPORTED_SUFFIXES, load_file
+from rag.ingestreport import IngestReport
 from rag.settings import Settings
 from rag.store import IndexStore
 from rag.types import Article, Chunk, Document, content_hash
@@ -30,8 +30,6 @@ _COMMIT_EVERY_SECONDS = (
     60.0  # long ingests commit along the way, so a crash loses at most this much
 )
 _PROGRESS_SECONDS = 0.2  # how often embedding progress is reported while waiting for the worker
-_READ_AHEAD = 512  # files read and cleaned ahead of the ingest loop (a batch is ~400 BBC files)
-_READ_AHEAD_BYTES = 256 << 20  # and at most this much of them on disk
 
 
 class Embedder(Protocol):
@@ -44,120 +42,9 @@ class Embedder(Protocol):
     ) -> np.ndarray: ...
 
 
-@dataclass
-class IngestReport:
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    renamed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    chunks_embedded: int = 0
-    chunks_reused: int = 0
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        parts = [
-            f"{len(self.added)} added",
-            f"{len(self.updated)} updated",
-            f"{len(self.unchanged)} unchanged",
-            f"{len(self.removed)} removed",
-            f"{len(self.skipped)} skipped",
-        ]
-        line = ", ".join(parts) + f"; {self.chunks_embedded} passages embedded"
-        if self.chunks_reused:
-            line += f", {self.chunks_reused} reused"
-        if not self.added and not self.updated and not self.removed and not self.renamed:
-            line += " (nothing changed)"
-        return line + f" in {self.seconds:.1f} s"
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "renamed": self.renamed,
-            "removed": self.removed,
-            "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
-            "chunks_embedded": self.chunks_embedded,
-            "chunks_reused": self.chunks_reused,
-            "seconds": round(self.seconds, 3),
-        }
-
-
 def embedding_text(title: str, passage: str) -> str:
     """What is embedded and lexically indexed for a passage: its article title carries the topic."""
     return f"{title}\n{passage}" if title else passage
-
-
-def discover(paths: Iterable[Path | str]) -> list[tuple[Path, str | None]]:
-    """Files to ingest, each with the folder it was found under (None for a file named directly)."""
-    found: list[tuple[Path, str | None]] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if not path.exists():
-            raise InputError(f"no such file or folder: {raw}")
-        path = path.resolve()
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES and not _hidden(f, path):
-                    found.append((f, str(path)))
-        elif path.is_file():
-            found.append((path, None))
-        else:
-            raise InputError(f"not a regular file or folder: {raw}")
-    return found
-
-
-def _hidden(f: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in f.relative_to(root).parts)
-
-
-def _read(path: Path, settings: Settings) -> list[Document] | SkipFile:
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        return SkipFile(f"unsupported file type {path.suffix or '(none)'}")
-    try:
-        return load_file(path, settings)
-    except SkipFile as e:
-        return e
-    except (OSError, RagError) as e:
-        return SkipFile(f"cannot read: {e}")
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # the reader reports the problem
-
-
-def _prefetch(
-    files: Sequence[tuple[Path, str | None]], settings: Settings
-) -> Generator[tuple[Path, str | None, list[Document] | SkipFile], None, None]:
-    """Load and clean files in a background thread, ahead of the caller by at most _READ_AHEAD
-    files and _READ_AHEAD_BYTES bytes on disk (a larger file alone is read once it is next).
-
-    The window bounds the texts held in memory on a large folder; when the caller stops
-    early, files not yet started are dropped rather than read.
-    """
-    queue: deque[tuple[Path, str | None, int, Future[list[Document] | SkipFile]]] = deque()
-    queued_bytes = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-read") as pool:
-        try:
-            for p, root in files:
-                size = _file_size(p)
-                queue.append((p, root, size, pool.submit(_read, p, settings)))
-                queued_bytes += size
-                while queue and (len(queue) >= _READ_AHEAD or queued_bytes > _READ_AHEAD_BYTES):
-                    done_path, done_root, done_size, fut = queue.popleft()
-                    queued_bytes -= done_size
-                    yield done_path, done_root, fut.result()
-            while queue:
-                done_path, done_root, _, fut = queue.popleft()
-                yield done_path, done_root, fut.result()
-        finally:
-            for *_, fut in queue:
-                fut.cancel()
 
 
 @dataclass
@@ -292,7 +179,7 @@ class Ingestor:
         queued: list[_Batch] = []  # submitted, not yet written: at most two, oldest first
         submitted = 0
         first_batch = max(1, self.settings.embed_batch_size)
-        reading = _prefetch(files, self.settings)
+        reading = prefetch(files, self.settings)
         # closing(): after an error the reader stops at once, not when the frame is freed.
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-embed") as pool,

@@ -15,7 +15,8 @@ from embeddings import EmbeddingModelError, LocalEmbeddings
 from rag.answer import ExtractiveAnswerer
 from rag.errors import IndexMissing, InputError, ModelUnavailable
 from rag.index import IndexReader
-from rag.ingest import Ingestor, IngestReport, Progress
+from rag.ingest import Ingestor, Progress
+from rag.ingestreport import IngestReport
 from rag.retrieval import Filters, Retriever
 from rag.settings import Settings
 from rag.store import IndexStore

@@ -382,17 +382,17 @@ def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path
 def test_files_are_read_a_bounded_window_ahead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str
 ) -> None:
-    from rag import ingest
+    from rag import discovery, ingest
 
     folder = tmp_path / "articles"
     paths = write_articles(folder, 40, seed=9)
     if limit == "files":
-        monkeypatch.setattr(ingest, "_READ_AHEAD", 3)
+        monkeypatch.setattr(discovery, "_READ_AHEAD", 3)
     else:  # about three files' worth of bytes
-        monkeypatch.setattr(ingest, "_READ_AHEAD_BYTES", 3 * paths[0].stat().st_size)
+        monkeypatch.setattr(discovery, "_READ_AHEAD_BYTES", 3 * paths[0].stat().st_size)
     read: list[Path] = []
-    real_read = ingest._read
-    monkeypatch.setattr(ingest, "_read", lambda path, s: read.append(path) or real_read(path, s))
+    real_read = discovery._read
+    monkeypatch.setattr(discovery, "_read", lambda path, s: read.append(path) or real_read(path, s))
 
     settings = Settings(index_dir=tmp_path / "index")
     report = ingest.Ingestor(settings, HashEmbedder(), flush_passages=4).run([folder])
