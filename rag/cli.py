@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rag.console import answer_json, hit_json, progress_bars, stream_answer
 from rag.errors import InputError, RagError
 from rag.retrieval import Filters
 from rag.settings import Settings
-from rag.types import Answer, Hit
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -84,49 +84,6 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False))
 
 
-def hit_json(h: Hit) -> dict[str, Any]:
-    return {
-        "source": h.article.source,
-        "title": h.article.title,
-        "text": h.chunk.text,
-        "score": round(h.score, 4),
-        "start": h.chunk.start,
-        "end": h.chunk.end,
-        "date": h.article.date,
-        "also_in": list(h.also_in),
-    }
-
-
-def answer_json(a: Answer) -> dict[str, Any]:
-    return {
-        "answer": a.text,
-        "abstained": a.abstained,
-        "mode": a.mode,
-        "standalone_question": a.standalone_question,
-        "citations": [
-            {
-                "n": c.n,
-                "source": c.source,
-                "title": c.title,
-                "quote": c.quote,
-                "passage": c.passage,
-                "start": c.start,
-                "end": c.end,
-                "score": c.score,
-                "date": c.date,
-                "also_in": list(c.also_in),
-            }
-            for c in a.citations
-        ],
-        "sentences": [
-            {"text": s.text, "citations": list(s.citations), "supported": s.supported}
-            for s in a.sentences
-        ],
-        "closest": [hit_json(h) for h in a.closest] if a.abstained else [],
-        "notes": list(a.notes),
-    }
-
-
 def _read_batch(path: Path) -> list[tuple[str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -155,32 +112,8 @@ def _filters(args: argparse.Namespace) -> Filters:
     return Filters(source=args.source, date_from=args.date_from, date_to=args.date_to)
 
 
-def _progress_bars() -> Any:
-    from tqdm import tqdm
-
-    bars: dict[str, Any] = {}
-    labels = {"read": "reading files", "embed": "embedding passages"}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is not None and bar.total != total:
-            bar.total = total  # the total grows as more files are read
-            bar.refresh()
-        if bar is None:
-            bar = bars[stage] = tqdm(
-                total=total, desc=labels.get(stage, stage), unit="", file=sys.stderr
-            )
-        bar.update(done - bar.n)
-
-    def close() -> None:
-        for bar in bars.values():
-            bar.close()
-
-    return progress, close
-
-
 def _cmd_ingest(system: Any, args: argparse.Namespace) -> int:
-    progress, close = _progress_bars()
+    progress, close = progress_bars()
     try:
         report = system.ingest(args.paths, progress=progress, sync=not args.no_sync)
     finally:
@@ -223,28 +156,6 @@ def _cmd_search(system: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_answer(a: Answer) -> None:
-    print(a.text)
-    for note in a.notes:
-        print(f"note: {note}")
-    if a.abstained:
-        if a.closest:
-            print("\nClosest passages:")
-        for i, h in enumerate(a.closest, start=1):
-            print(f"  ({i}) {h.article.title} ({h.article.source}), score {h.score:.3f}")
-            print(f"      {h.chunk.text[:300]}")
-        return
-    unsupported = [s.text for s in a.sentences if not s.supported]
-    for s in unsupported:
-        print(f"unsupported by its citations: {s}")
-    print()
-    for c in a.citations:
-        dated = f", {c.date}" if c.date else ""
-        print(f"[{c.n}] {c.title}{dated} ({c.source}, chars {c.start}-{c.end})")
-        quoted = c.quote if c.quote[:1] in "\"\u201c\u2018'" else f"\u201c{c.quote}\u201d"
-        print(f"    {quoted}")
-
-
 def _cmd_ask(system: Any, args: argparse.Namespace) -> int:
     filters = _filters(args)
     for qid, q in _questions(args):
@@ -254,27 +165,8 @@ def _cmd_ask(system: Any, args: argparse.Namespace) -> int:
             out.update(answer_json(a))
             _print_json(out)
             continue
-        _stream_answer(system.ask_stream(q, k=args.k, filters=filters, mode=args.mode))
+        stream_answer(system.ask_stream(q, k=args.k, filters=filters, mode=args.mode))
     return EXIT_OK
-
-
-def _stream_answer(parts: Any) -> Answer:
-    """Print tokens as they come, then the checked answer and its sources."""
-    streamed = False
-    final: Answer | None = None
-    for part in parts:
-        if isinstance(part, str):
-            if not streamed:
-                print("(draft) ", end="")
-            streamed = True
-            print(part, end="", flush=True)
-        else:
-            final = part
-    if streamed:
-        print("\n")
-    assert final is not None
-    _print_answer(final)
-    return final
 
 
 def _cmd_chat(system: Any, args: argparse.Namespace) -> int:
@@ -285,7 +177,7 @@ def _cmd_chat(system: Any, args: argparse.Namespace) -> int:
         if not q:
             break
         try:
-            a = _stream_answer(system.ask_stream(q, k=args.k, history=history, mode=args.mode))
+            a = stream_answer(system.ask_stream(q, k=args.k, history=history, mode=args.mode))
         except RagError as e:
             print(f"rag: error: {e}", file=sys.stderr)
             continue

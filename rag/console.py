@@ -1,0 +1,118 @@
+"""What the ``rag`` command shows: hits and answers as JSON or as text (an answer streamed as it
+is drafted), and progress bars on stderr."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rag.types import Answer, Hit
+
+
+def hit_json(h: Hit) -> dict[str, Any]:
+    return {
+        "source": h.article.source,
+        "title": h.article.title,
+        "text": h.chunk.text,
+        "score": round(h.score, 4),
+        "start": h.chunk.start,
+        "end": h.chunk.end,
+        "date": h.article.date,
+        "also_in": list(h.also_in),
+    }
+
+
+def answer_json(a: Answer) -> dict[str, Any]:
+    return {
+        "answer": a.text,
+        "abstained": a.abstained,
+        "mode": a.mode,
+        "standalone_question": a.standalone_question,
+        "citations": [
+            {
+                "n": c.n,
+                "source": c.source,
+                "title": c.title,
+                "quote": c.quote,
+                "passage": c.passage,
+                "start": c.start,
+                "end": c.end,
+                "score": c.score,
+                "date": c.date,
+                "also_in": list(c.also_in),
+            }
+            for c in a.citations
+        ],
+        "sentences": [
+            {"text": s.text, "citations": list(s.citations), "supported": s.supported}
+            for s in a.sentences
+        ],
+        "closest": [hit_json(h) for h in a.closest] if a.abstained else [],
+        "notes": list(a.notes),
+    }
+
+
+def progress_bars() -> Any:
+    """``(progress, close)``: an ingest progress callback drawing one bar per stage, and its cleanup."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    labels = {"read": "reading files", "embed": "embedding passages"}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is not None and bar.total != total:
+            bar.total = total  # the total grows as more files are read
+            bar.refresh()
+        if bar is None:
+            bar = bars[stage] = tqdm(
+                total=total, desc=labels.get(stage, stage), unit="", file=sys.stderr
+            )
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return progress, close
+
+
+def _print_answer(a: Answer) -> None:
+    print(a.text)
+    for note in a.notes:
+        print(f"note: {note}")
+    if a.abstained:
+        if a.closest:
+            print("\nClosest passages:")
+        for i, h in enumerate(a.closest, start=1):
+            print(f"  ({i}) {h.article.title} ({h.article.source}), score {h.score:.3f}")
+            print(f"      {h.chunk.text[:300]}")
+        return
+    unsupported = [s.text for s in a.sentences if not s.supported]
+    for s in unsupported:
+        print(f"unsupported by its citations: {s}")
+    print()
+    for c in a.citations:
+        dated = f", {c.date}" if c.date else ""
+        print(f"[{c.n}] {c.title}{dated} ({c.source}, chars {c.start}-{c.end})")
+        quoted = c.quote if c.quote[:1] in "\"\u201c\u2018'" else f"\u201c{c.quote}\u201d"
+        print(f"    {quoted}")
+
+
+def stream_answer(parts: Any) -> Answer:
+    """Print tokens as they come, then the checked answer and its sources."""
+    streamed = False
+    final: Answer | None = None
+    for part in parts:
+        if isinstance(part, str):
+            if not streamed:
+                print("(draft) ", end="")
+            streamed = True
+            print(part, end="", flush=True)
+        else:
+            final = part
+    if streamed:
+        print("\n")
+    assert final is not None
+    _print_answer(final)
+    return final
