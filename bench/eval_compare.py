@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline_tutorial import ANSWER_K, RANK_K, build_baseline  # noqa: E402
 
-from rag.evaluate import Passage, evaluate, format_table, load_questions  # noqa: E402
+from rag.evalset import load_questions  # noqa: E402
+from rag.evaluate import evaluate, format_table  # noqa: E402
+from rag.metrics import Passage  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.system import System  # noqa: E402
 

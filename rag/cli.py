@@ -279,7 +279,9 @@ def _cmd_delete(system: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(system: Any, args: argparse.Namespace) -> int:
-    from rag.evaluate import Passage, evaluate, format_table, load_questions
+    from rag.evalset import load_questions
+    from rag.evaluate import evaluate, format_table
+    from rag.metrics import Passage
 
     try:
         questions = load_questions(args.questions)

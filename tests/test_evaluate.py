@@ -11,17 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.evaluate import (
-    EvalQuestion,
-    Passage,
-    contains_answer,
-    evaluate,
-    format_table,
-    load_questions,
-    ndcg_at,
-    normalize_answer,
-    source_matches,
-)
+from rag.evalset import EvalQuestion, load_questions
+from rag.evaluate import evaluate, format_table
+from rag.metrics import Passage, contains_answer, ndcg_at, normalize_answer, source_matches
 
 ROOT = Path(__file__).resolve().parents[1]
 
