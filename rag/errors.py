@@ -1,4 +1,4 @@
-"""Errors a user can act on. Only ``cli.py`` and ``app.py`` turn them into exit codes or page messages."""
+"""Errors a user can act on. Only ``cli.py`` and the page (``app.py``, ``ui/``) turn them into exit codes or page messages."""
 
 from __future__ import annotations
 

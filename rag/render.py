@@ -33,6 +33,11 @@ def escape(text: str) -> str:
     return out.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
 
 
+def md(text: str) -> str:
+    """Untrusted text for an st.info/st.error message (markdown, no HTML): shown as typed."""
+    return escape(" ".join(str(text).split()))
+
+
 def attr(text: str) -> str:
     """A value for a double-quoted HTML attribute."""
     return html.escape(text, quote=True)

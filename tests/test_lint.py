@@ -13,7 +13,18 @@ ROOT = Path(__file__).parent.parent
 
 def test_ruff_is_clean() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "rag", "embeddings", "tests", "bench", "app.py"],
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "rag",
+            "embeddings",
+            "tests",
+            "bench",
+            "app.py",
+            "ui",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

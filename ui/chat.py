@@ -1,0 +1,142 @@
+"""Chat mode: questions answered with numbered citations, each chip opening the passage it rests on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import streamlit as st
+
+from rag.errors import IndexMissing, RagError
+from rag.render import (
+    answer_html,
+    answer_with_sources,
+    escape,
+    hit_card_html,
+    md,
+    source_cards_html,
+)
+from rag.system import System
+from rag.types import Answer
+from ui.errors import show_error
+from ui.sidebar import ANSWER_MODES, current_filters
+
+HISTORY_TURNS = 4  # earlier turns passed on for condensing follow-ups
+
+
+def article_texts(system: System, answer: Answer) -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        reader = system.reader()
+        for c in answer.citations:
+            if c.article_id not in out:
+                out[c.article_id] = reader.article(c.article_id).text
+    except (KeyError, RagError):
+        pass  # cards then simply lack the whole-article view
+    return out
+
+
+def render_answer(answer: Answer, key: str, system: System) -> None:
+    if answer.standalone_question:
+        st.caption(f"Follow-up understood as: “{md(answer.standalone_question)}”")
+    st.markdown(answer_html(answer, key), unsafe_allow_html=True)
+    for note in answer.notes:
+        st.caption(md(note))
+    if answer.abstained:
+        if answer.closest:
+            st.caption("Closest passages (none answers the question):")
+            cards = [
+                hit_card_html(h, i, answer.question, f"{key}-c")
+                for i, h in enumerate(answer.closest, 1)
+            ]
+            st.markdown("".join(cards), unsafe_allow_html=True)
+        return
+    if any(not s.supported for s in answer.sentences):
+        st.warning(
+            "Sentences marked ⚠ are not supported by the passages they cite: check the sources "
+            "before relying on them."
+        )
+    cards = source_cards_html(answer, key, article_texts(system, answer))
+    if cards:
+        st.markdown(f'<div class="cards">{"".join(cards)}</div>', unsafe_allow_html=True)
+        with st.expander("Copy answer with sources"):
+            st.code(answer_with_sources(answer), language=None, wrap_lines=True)
+
+
+def chat_history(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    turns = []
+    for q, a in zip(messages[::2], messages[1::2], strict=False):
+        if q.get("role") == "user" and a.get("answer") is not None:
+            turns.append((q["text"], a["answer"].text))
+    return turns[-HISTORY_TURNS:]
+
+
+def chat_page(system: System, problem: BaseException | None) -> None:
+    st.header("Ask the articles")
+    messages: list[dict[str, Any]] = st.session_state.setdefault("messages", [])
+    if problem is not None:
+        show_error(problem)
+    elif not messages:
+        st.caption(
+            "Ask a question: the answer quotes the articles, and each numbered chip opens the "
+            "passage it rests on."
+        )
+    for m in messages:
+        with st.chat_message(m["role"]):
+            if m["role"] == "user":
+                st.markdown(escape(m["text"]), unsafe_allow_html=True)
+            elif m.get("answer") is not None:
+                render_answer(m["answer"], m["key"], system)
+            else:
+                show_error(m["error"])
+    if messages and st.sidebar.button("Clear conversation", key="clear_chat"):
+        st.session_state["messages"] = []
+        st.rerun()
+    question = st.chat_input(
+        "Ask a question about the indexed articles",
+        key="question",
+        disabled=isinstance(problem, IndexMissing),
+    )
+    if not question:
+        return
+    with st.chat_message("user"):
+        st.markdown(escape(question), unsafe_allow_html=True)
+    key = uuid.uuid4().hex[:8]
+    with st.chat_message("assistant"):
+        try:
+            answer = ask(system, question, chat_history(messages))
+        except Exception as e:  # noqa: BLE001 - the page explains every failure in a sentence
+            show_error(e)
+            messages += [{"role": "user", "text": question}, {"role": "assistant", "error": e}]
+            return
+        render_answer(answer, key, system)
+    messages += [
+        {"role": "user", "text": question},
+        {"role": "assistant", "answer": answer, "key": key},
+    ]
+
+
+def ask(system: System, question: str, history: list[tuple[str, str]]) -> Answer:
+    """Run the question, streaming the chat model's tokens (if any) into the page as they come."""
+    mode = ANSWER_MODES.get(st.session_state.get("answer_mode", ""), "extractive")
+    stream = system.ask_stream(
+        question,
+        k=int(st.session_state.get("k", system.settings.k)),
+        filters=current_filters(),
+        history=history,
+        mode=mode,
+    )
+    live = st.empty()
+    text = ""
+    final: Answer | None = None
+    with st.spinner("Finding the passages…" if mode == "extractive" else "Asking the chat model…"):
+        for part in stream:
+            if isinstance(part, Answer):
+                final = part
+            else:
+                text += part
+                live.markdown(f'<div class="answer">{escape(text)} ▌</div>', unsafe_allow_html=True)
+    live.empty()
+    if final is None:
+        raise RagError("the answer was cut off before it finished")
+    return final

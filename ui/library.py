@@ -1,0 +1,180 @@
+"""Library mode: add articles (uploads or a server folder), see what is indexed, delete articles."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from rag.errors import IndexMissing
+from rag.render import md
+from rag.system import System
+from rag.uploads import remove_uploads, save_uploads, upload_dir
+from ui.errors import show_error
+
+FILE_TYPES = ".txt .md .html .htm .pdf .docx .json .jsonl"
+
+
+def library_page(
+    system: System, stats: dict[str, Any] | None, problem: BaseException | None
+) -> None:
+    st.header("Library")
+    if problem is not None and not isinstance(problem, IndexMissing):
+        show_error(problem)
+    if stats:
+        cols = st.columns(3)
+        cols[0].metric("Articles", stats["articles"])
+        cols[1].metric("Passages", stats["chunks"])
+        cols[2].metric("Duplicate groups", len(stats["duplicate_groups"]))
+        st.caption(
+            f"Last updated {md(str(stats['updated']))} · model {md(stats['model'])} "
+            f"({stats['dimension']} dimensions)"
+        )
+
+    st.subheader("Add articles")
+    limit = system.settings.max_file_mb
+    n = st.session_state.setdefault("upload_round", 0)
+    files = st.file_uploader(
+        f"Drop files here or browse ({FILE_TYPES}; up to {limit:g} MB each)",
+        accept_multiple_files=True,
+        key=f"uploads_{n}",
+        max_upload_size=max(1, math.ceil(limit)),
+        help="Files are copied into the index folder (uploads/) and indexed; a file with the same "
+        "name replaces the earlier upload.",
+    )
+    if files and st.button(
+        f"Index {len(files)} uploaded file(s)", key="index_uploads", type="primary"
+    ):
+        saved, refused = save_uploads(list(files), upload_dir(system.settings.index_dir))
+        for name in refused:
+            st.warning(f"Refused the file name “{md(name)}”; rename the file and upload it again.")
+        if saved and run_ingest(system, saved, sync=False):
+            st.session_state["upload_round"] = n + 1  # a fresh, empty uploader
+            st.rerun()
+    with st.form("folder_form", clear_on_submit=False, border=False):
+        folder = st.text_input(
+            "Or index a folder on this server",
+            key="folder",
+            placeholder="/path/to/articles",
+            help="All supported files under the folder, recursively. Articles whose file has "
+            "gone from the folder are removed from the index.",
+        )
+        go = st.form_submit_button("Index folder")
+    if go:
+        path = Path(folder.strip()).expanduser() if folder.strip() else None
+        if path is None or not path.is_dir():
+            st.warning("No folder at that path: type the full path of a folder on this server.")
+        elif run_ingest(system, [path], sync=True):
+            st.rerun()
+    if "last_report" in st.session_state:
+        show_report(st.session_state["last_report"])
+    if "last_delete" in st.session_state:
+        st.success(st.session_state.pop("last_delete"))
+    if stats:
+        articles_table(system, stats)
+    elif isinstance(problem, IndexMissing):
+        st.info("Nothing indexed yet: upload files or index a folder above.")
+
+
+def run_ingest(system: System, paths: list[Path], sync: bool) -> bool:
+    bar = st.progress(0.0, text="Reading files…")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        label = "Reading files" if stage == "read" else "Embedding passages"
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{label}: {done}/{total}")
+
+    try:
+        report = system.ingest(paths, progress=progress, sync=sync)
+    except Exception as e:  # noqa: BLE001
+        bar.empty()
+        show_error(e)
+        return False
+    bar.progress(1.0, text="Done")
+    st.session_state["last_report"] = report.to_dict()
+    return True
+
+
+def show_report(r: dict[str, Any]) -> None:
+    counts = [
+        f"{len(r['added'])} added",
+        f"{len(r['updated'])} updated",
+        f"{len(r['unchanged'])} unchanged",
+        f"{len(r['removed'])} removed",
+        f"{len(r['skipped'])} skipped",
+    ]
+    st.success("Indexing finished: " + " · ".join(counts) + f" ({r['seconds']:.1f} s).")
+    for s in r["skipped"]:
+        st.warning(f"Skipped {md(Path(s['source']).name)}: {md(s['reason'])}.")
+    listed = [
+        (label, r[label]) for label in ("added", "updated", "unchanged", "removed") if r[label]
+    ]
+    if listed:
+        with st.expander("Files in this run"):
+            for label, names in listed:
+                st.markdown(f"**{label}:** " + ", ".join(md(Path(n).name) for n in names))
+
+
+def articles_table(system: System, stats: dict[str, Any]) -> None:
+    try:
+        reader = system.reader()
+        rows = reader.list_articles()
+        sources = {r["id"]: reader.sources_of(r["id"]) or [r["source"]] for r in rows}
+    except Exception as e:  # noqa: BLE001
+        show_error(e)
+        return
+    groups = {g["group"]: i for i, g in enumerate(stats["duplicate_groups"], start=1)}
+    st.subheader(f"Indexed articles ({len(rows)})")
+    st.dataframe(
+        [
+            {
+                "title": r["title"],
+                "date": r["date"] or "",
+                "source": r["source"],
+                "chunks": r["chunks"],
+                "duplicate group": f"group {groups[r['group_id']]}"
+                if r["group_id"] in groups
+                else "",
+            }
+            for r in rows
+        ],
+        width="stretch",
+        hide_index=True,
+    )
+    titles = {r["id"]: f"{r['title']} — {Path(r['source']).name}" for r in rows}
+    st.multiselect(
+        "Delete articles",
+        list(titles),
+        format_func=lambda i: titles.get(i, i),
+        key="to_delete",
+        placeholder="Choose articles to remove from the index",
+    )
+    st.button(
+        "Delete selected",
+        key="delete",
+        disabled=not st.session_state.get("to_delete"),
+        on_click=delete_selected,
+        args=(system, {i: sources[i] for i in titles}),
+    )
+    if stats["duplicate_groups"]:
+        with st.expander("Duplicate groups (versions of one story)"):
+            for g in stats["duplicate_groups"]:
+                names = ", ".join(
+                    f"{md(a['title'])} ({md(Path(a['source']).name)})" for a in g["articles"]
+                )
+                st.markdown(f"**group {groups[g['group']]}:** {names}")
+
+
+def delete_selected(system: System, sources: dict[str, list[str]]) -> None:
+    """Button callback (runs before the page is drawn, so it may clear the selection)."""
+    chosen = [i for i in st.session_state.get("to_delete", []) if i in sources]
+    paths = [s for i in chosen for s in sources[i]]
+    try:
+        system.delete(paths)
+    except Exception as e:  # noqa: BLE001
+        st.session_state["last_delete"] = f"Nothing deleted: {md(str(e))}."
+        return
+    remove_uploads(paths, upload_dir(system.settings.index_dir))
+    st.session_state["to_delete"] = []
+    st.session_state["last_delete"] = f"Deleted {len(chosen)} article(s)."
