@@ -41,7 +41,8 @@ def test_chip_opens_the_source_card_at_the_quote(
     ):
         chip = shot.ask(driver, url, "Who led the repair crew of the Harbor Bridge?")
         target = chip.get_attribute("href").split("#", 1)[1]
-        mark = driver.find_element(By.ID, target)
+        # The source cards are the answer's next element: they can reach the page just after it.
+        mark = WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, target))
         assert mark.tag_name == "mark"
         assert not mark.is_displayed()  # the card starts folded
         chip.click()
