@@ -258,21 +258,6 @@ def answer_with_sources(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def safe_upload_name(name: str) -> str:
-    """A plain file name for an upload: no folders, no leading dots, only safe characters.
-
-    The client chooses the name, so ``../../etc/x``, ``/abs/x``, ``..\\x`` and ``C:\\x`` all become ``x``;
-    the extension is kept (it picks the loader). Empty or all-dots names become ``upload``.
-    """
-    base = (name or "").replace("\\", "/").split("/")[-1]
-    base = re.sub(r"[^\w.\- ]", "_", base, flags=re.ASCII)
-    base = base.strip(" .")
-    if len(base) > 120:
-        stem, dot, ext = base.rpartition(".")
-        base = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else base[:120]
-    return base or "upload"
-
-
 PAGE_CSS = """
 <style>
 .answer { line-height:1.65; }

@@ -6,11 +6,25 @@ puts it inside the folder. Deleting an article deletes its uploaded copy too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rag.render import safe_upload_name
+
+def safe_upload_name(name: str) -> str:
+    """A plain file name for an upload: no folders, no leading dots, only safe characters.
+
+    The client chooses the name, so ``../../etc/x``, ``/abs/x``, ``..\\x`` and ``C:\\x`` all become ``x``;
+    the extension is kept (it picks the loader). Empty or all-dots names become ``upload``.
+    """
+    base = (name or "").replace("\\", "/").split("/")[-1]
+    base = re.sub(r"[^\w.\- ]", "_", base, flags=re.ASCII)
+    base = base.strip(" .")
+    if len(base) > 120:
+        stem, dot, ext = base.rpartition(".")
+        base = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else base[:120]
+    return base or "upload"
 
 
 def upload_dir(index_dir: Path) -> Path:

@@ -16,13 +16,9 @@ from rag.errors import InputError
 from rag.settings import Settings
 from rag.store import IndexStore, verify_snapshot
 from rag.system import System
+from rag.uploads import safe_upload_name
 from tests.conftest import FIXTURES, HashEmbedder
 from tests.synthetic import write_articles
-
-try:
-    from rag.render import safe_upload_name
-except ImportError:  # the page kept it
-    from app import safe_upload_name  # type: ignore[no-redef]
 
 BASE = 5
 

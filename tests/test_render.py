@@ -17,7 +17,6 @@ from rag.render import (
     escape,
     highlight,
     hit_card_html,
-    safe_upload_name,
     source_cards_html,
     source_label,
     term_spans,
@@ -203,37 +202,3 @@ def test_answer_with_sources_lists_numbered_references() -> None:
         "[2] Bridge reopens. https://e.org/b. \u201cThe toll is $5 and $x$ stays text.\u201d",
     ]
     assert answer_with_sources(answer("Nothing found.", ())) == "Nothing found."
-
-
-# --- upload names -------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("report.txt", "report.txt"),
-        ("../../etc/x.txt", "x.txt"),
-        ("/abs/path.txt", "path.txt"),
-        ("..\\x.txt", "x.txt"),
-        ("C:\\Users\\me\\notes.md", "notes.md"),
-        ("", "upload"),
-        ("..", "upload"),
-        ("...", "upload"),
-        (".bashrc", "bashrc"),
-        ("a/b/", "upload"),
-        ("my file (1).pdf", "my file _1_.pdf"),
-        ("x\0y.txt", "x_y.txt"),
-    ],
-)
-def test_safe_upload_name(name: str, expected: str) -> None:
-    assert safe_upload_name(name) == expected
-
-
-@given(st.text())
-def test_safe_upload_name_is_always_a_plain_file_name(name: str) -> None:
-    out = safe_upload_name(name)
-    assert out and "/" not in out and "\\" not in out and not out.startswith(".")
-    assert len(out) <= 120 and re.fullmatch(r"[A-Za-z0-9_.\- ]+", out)
-
-
-def test_long_upload_name_keeps_its_extension() -> None:
-    out = safe_upload_name("a" * 300 + ".docx")
-    assert len(out) == 120 and out.endswith(".docx")
