@@ -328,6 +328,7 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
                 date=hit.article.date,
                 url=hit.article.url,
                 also_in=hit.also_in,
+                page=hit.article.page_at(c.start),
             )
         )
         sentences.append(AnswerSentence(text=c.text, citations=(n,)))

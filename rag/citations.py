@@ -300,4 +300,5 @@ def _citation(n: int, hit: Hit, score: float, span: tuple[int, int]) -> Citation
         date=article.date,
         url=article.url,
         also_in=hit.also_in,
+        page=article.page_at(start),
     )

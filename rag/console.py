@@ -18,6 +18,7 @@ def hit_json(h: Hit) -> dict[str, Any]:
         "start": h.chunk.start,
         "end": h.chunk.end,
         "date": h.article.date,
+        "page": h.article.page_at(h.chunk.start),
         "also_in": list(h.also_in),
     }
 
@@ -39,6 +40,7 @@ def answer_json(a: Answer) -> dict[str, Any]:
                 "end": c.end,
                 "score": c.score,
                 "date": c.date,
+                "page": c.page,
                 "also_in": list(c.also_in),
             }
             for c in a.citations
@@ -94,7 +96,8 @@ def _print_answer(a: Answer) -> None:
     print()
     for c in a.citations:
         dated = f", {c.date}" if c.date else ""
-        print(f"[{c.n}] {c.title}{dated} ({c.source}, chars {c.start}-{c.end})")
+        page = f", p. {c.page}" if c.page is not None else ""
+        print(f"[{c.n}] {c.title}{dated} ({c.source}{page}, chars {c.start}-{c.end})")
         quoted = c.quote if c.quote[:1] in "\"\u201c\u2018'" else f"\u201c{c.quote}\u201d"
         print(f"    {quoted}")
 

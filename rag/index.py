@@ -30,13 +30,18 @@ def _article_from_row(row: sqlite3.Row) -> Article:
         url=row["url"],
         site=row["site"],
         group_id=row["group_id"],
+        pages=_pages(row["pages"]),
     )
 
 
-def pages_of(row_pages: str | None) -> tuple[PageSpan, ...]:
-    if not row_pages:
+def _pages(stored: str | None) -> tuple[PageSpan, ...]:
+    """PDF page spans as the writer stores them: JSON ``[[start, end, page], ...]`` or NULL."""
+    if not stored:
         return ()
-    return tuple(PageSpan(*span) for span in json.loads(row_pages))
+    try:
+        return tuple(PageSpan(int(a), int(b), int(page)) for a, b, page in json.loads(stored))
+    except (TypeError, ValueError):
+        return ()  # damaged page data costs the page numbers, not the article
 
 
 class IndexReader:

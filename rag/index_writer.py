@@ -22,7 +22,7 @@ from rag.store import (
     open_metadata,
     write_snapshot_files,
 )
-from rag.types import Article, Chunk, PageSpan
+from rag.types import Article, Chunk
 from rag.vectors import VectorPolicy, maybe_upgrade, remove_ids
 
 
@@ -30,8 +30,7 @@ from rag.vectors import VectorPolicy, maybe_upgrade, remove_ids
 class NewArticle:
     """An article to add, with its passages; the four passage sequences line up."""
 
-    article: Article
-    pages: Sequence[PageSpan]
+    article: Article  # its pages (PDF page spans) are stored with it
     chunks: Sequence[Chunk]
     vectors: np.ndarray  # one row per passage
     embed_hashes: Sequence[str]
@@ -112,7 +111,7 @@ class IndexWriter:
                 raise ValueError("chunks, vectors, embed_hashes and lexical_texts must align")
         rowids = []
         for item in items:
-            article, pages = item.article, item.pages
+            article, pages = item.article, item.article.pages
             self.db.execute(
                 f"INSERT INTO articles ({ARTICLE_COLUMNS}, added_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",

@@ -253,6 +253,7 @@ class Ingestor:
             author=doc.author,
             url=doc.url,
             site=doc.site,
+            pages=doc.pages,
         )
         if copy:
             return _Pending(article, doc, doc.source, root, [], [], [], old is not None, copy=True)
@@ -330,9 +331,7 @@ class Ingestor:
                     if p.hashes
                     else np.zeros((0, self.embedder.dimension), np.float32)
                 )
-                new[p.article.id] = NewArticle(
-                    p.article, p.doc.pages, p.chunks, rows, p.hashes, p.texts
-                )
+                new[p.article.id] = NewArticle(p.article, p.chunks, rows, p.hashes, p.texts)
         writer.add_articles(list(new.values()))
         for p in batch.pending:
             writer.add_source(p.source, p.article.id, p.root)

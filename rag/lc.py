@@ -41,6 +41,7 @@ def hit_to_document(hit: Hit) -> LCDocument:
             "end": hit.chunk.end,
             "score": hit.score,
             "date": hit.article.date,
+            "page": hit.article.page_at(hit.chunk.start),
             "also_in": list(hit.also_in),
         },
     )

@@ -172,11 +172,23 @@ def _whole_article(text: str, spans: Sequence[Span], target: str) -> str:
     )
 
 
-def _meta(title: str, date: str | None, source: str, url: str | None, score: str) -> str:
+def page_label(pages: Iterable[int | None]) -> str:
+    """``p. 3`` or ``pp. 3, 5`` for the PDF pages of some quotes; "" when none has a page."""
+    numbers = sorted({p for p in pages if p is not None})
+    if not numbers:
+        return ""
+    return ("p. " if len(numbers) == 1 else "pp. ") + ", ".join(map(str, numbers))
+
+
+def _meta(
+    title: str, date: str | None, source: str, url: str | None, score: str, pages: str = ""
+) -> str:
     parts = [f'<span class="title">{escape(title)}</span>']
     if date:
         parts.append(f'<span class="date">{escape(date)}</span>')
-    parts.append(source_label(source, url))
+    parts.append(
+        source_label(source, url) + (f' <span class="page">{pages}</span>' if pages else "")
+    )
     parts.append(f'<span class="score">{score}</span>')
     return " · ".join(parts)
 
@@ -214,9 +226,17 @@ def source_cards_html(
             full = [Span(c.start, c.end, f"{anchor(key, c.n)}-full", "quote") for c in cites]
             whole = _whole_article(text, full, f"{anchor(key, first.n)}-full")
         score = f"relevance {max(c.score for c in cites):.2f}"
+        meta = _meta(
+            first.title,
+            first.date,
+            first.source,
+            first.url,
+            score,
+            page_label(c.page for c in cites),
+        )
         cards.append(
             f'<details class="source-card" id="{attr(anchor(key, first.n))}-card"><summary>'
-            f"{numbers} {_meta(first.title, first.date, first.source, first.url, score)}"
+            f"{numbers} {meta}"
             f'<div class="card-quote">{quotes}</div></summary>'
             f'<div class="passage">{highlight(first.passage, spans)}</div>'
             f"{_also_in(first.also_in)}{whole}</details>"
@@ -235,7 +255,12 @@ def hit_card_html(
         full = [Span(h.chunk.start, h.chunk.end, ident, "quote")]
         whole = _whole_article(article_text, full, ident)
     meta = _meta(
-        h.article.title, h.article.date, h.article.source, h.article.url, f"score {h.score:.3f}"
+        h.article.title,
+        h.article.date,
+        h.article.source,
+        h.article.url,
+        f"score {h.score:.3f}",
+        page_label([h.article.page_at(h.chunk.start)]),
     )
     return (
         f'<div class="hit-card" id="{attr(key)}-{n}"><div class="hit-meta">'
@@ -254,7 +279,8 @@ def answer_with_sources(answer: Answer) -> str:
     for c in answer.citations:
         dated = f", {c.date}" if c.date else ""
         where = c.url or c.source
-        lines.append(f"[{c.n}] {c.title}{dated}. {where}. \u201c{c.quote}\u201d")
+        page = f", {page_label([c.page])}" if c.page is not None else ""
+        lines.append(f"[{c.n}] {c.title}{dated}. {where}{page}. \u201c{c.quote}\u201d")
     return "\n".join(lines)
 
 
@@ -271,8 +297,8 @@ PAGE_CSS = """
   background:#fff; }
 .source-card > summary { cursor:pointer; }
 .source-card .title, .hit-card .title { font-weight:600; }
-.source-card .date, .source-card .score, .source-card .src,
-.hit-card .date, .hit-card .score, .hit-card .src { color:#666; font-size:.9em; }
+.source-card .date, .source-card .score, .source-card .src, .source-card .page,
+.hit-card .date, .hit-card .score, .hit-card .src, .hit-card .page { color:#666; font-size:.9em; }
 .card-quote { color:#444; font-style:italic; font-size:.9em; margin:.15em 0 0 1.1em; }
 .source-card[open] .card-quote { display:none; }
 .passage { margin:.45em 0; line-height:1.55; }

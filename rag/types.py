@@ -59,6 +59,17 @@ class Article:
     url: str | None = None
     site: str | None = None
     group_id: str | None = None  # near-duplicate group (id of the fullest version), if any
+    pages: tuple[PageSpan, ...] = ()  # PDF pages, in text order; empty for other files
+
+    def page_at(self, offset: int) -> int | None:
+        """The PDF page the character at ``offset`` came from (None: not a PDF). Offsets in the
+        whitespace that joins two pages count for the page before it."""
+        page = None
+        for span in self.pages:
+            if span.start > offset:
+                break
+            page = span.page
+        return page
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class Citation:
     date: str | None = None
     url: str | None = None
     also_in: tuple[str, ...] = ()
+    page: int | None = None  # the PDF page the quote starts on
 
 
 @dataclass(frozen=True)
