@@ -338,6 +338,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"rag: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as e:  # the disk or the system failed us: not the input, still one line
+        where = f": {e.filename}" if e.filename else ""
+        print(f"rag: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         print("rag: interrupted; the index keeps its last committed state", file=sys.stderr)
         return 130

@@ -32,7 +32,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from rag import lexical_files
-from rag.errors import CorruptIndex, IndexBusy, IndexMissing, ModelMismatch
+from rag.errors import CorruptIndex, IndexBusy, IndexMissing, InputError, ModelMismatch
 from rag.lexical import LexicalIndex
 from rag.vectors import ids_of
 
@@ -133,6 +133,11 @@ class IndexStore:
     def __init__(self, index_dir: Path | str, lock_timeout: float = 10.0) -> None:
         self.dir = Path(index_dir)
         self.lock_timeout = lock_timeout
+        if self.dir.exists() and not self.dir.is_dir():
+            raise InputError(
+                f"the index folder {self.dir} is a file, not a folder; choose another with "
+                "--index or RAG_INDEX_DIR"
+            )
 
     @property
     def snapshots_dir(self) -> Path:
@@ -170,7 +175,13 @@ class IndexStore:
 
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file where the folder should be, no permission, a full disk
+            raise InputError(
+                f"cannot use {self.dir} as the index folder ({e.strerror or e}); choose another "
+                "with --index or RAG_INDEX_DIR"
+            ) from e
         lock = FileLock(str(self.dir / "writer.lock"), timeout=self.lock_timeout)
         try:
             lock.acquire()

@@ -181,6 +181,16 @@ def test_empty_index_explains_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert not at.exception and not at.error
 
 
+def test_index_folder_that_is_a_file_is_explained(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "index"
+    not_a_folder.write_text("a file where the index folder should be")
+    at = page(monkeypatch, not_a_folder)
+    assert "is a file, not a folder" in texts(at.warning) and "RAG_INDEX_DIR" in texts(at.warning)
+    assert not at.error and not at.exception
+
+
 def test_corrupt_index_is_explained(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, built_index: System, fresh_cache: None
 ) -> None:

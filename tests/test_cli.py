@@ -166,6 +166,44 @@ def test_missing_and_corrupt_index(tmp_path: Path, cli_index: tuple[Path, Path])
     assert r.returncode == 0 and "consistent" in r.stdout
 
 
+def test_index_folder_that_is_a_file_or_under_one(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "index"
+    not_a_folder.write_text("a file where the index folder should be")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Ferry news\n\nThe ferry returns in March after ten years.\n")
+    cases = [
+        (not_a_folder, ("ingest", str(folder)), "is a file, not a folder"),
+        (not_a_folder, ("ask", "when?"), "is a file, not a folder"),
+        (not_a_folder, ("check",), "is a file, not a folder"),
+        (not_a_folder / "sub", ("ingest", str(folder)), "cannot use"),
+    ]
+    for index, args, message in cases:
+        r = rag(*args, index=index)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr and "RAG_INDEX_DIR" in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not_a_folder.read_text() == "a file where the index folder should be"
+
+
+def test_os_error_is_one_line_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A failing disk is not bad input (exit 1), but still one line, not a traceback."""
+    from rag import ingest
+    from rag.cli import run
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "index" / "snapshots"))
+
+    monkeypatch.setattr(ingest.Ingestor, "run", full_disk)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    assert run(["--index", str(tmp_path / "index"), "ingest", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"rag: error: No space left on device: {tmp_path / 'index' / 'snapshots'}"
+
+
 def test_ingest_reports_skips(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
