@@ -160,8 +160,10 @@ def main() -> int:
         index_dir = build_index(tmp_path)
         with serve(index_dir, tmp_path / "streamlit.log") as url, chrome(tmp_path / "chrome") as d:
             chip = ask(d, url)
+            target = chip.get_attribute("href").split("#", 1)[1]
+            # The source cards come right after the answer and may reach the page after its chips.
+            mark = WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, target))
             chip.click()
-            mark = d.find_element(By.ID, chip.get_attribute("href").split("#", 1)[1])
             WebDriverWait(d, 10).until(lambda _: mark.is_displayed())
             d.execute_script("arguments[0].scrollIntoView({block: 'center'});", mark)
             time.sleep(0.5)
