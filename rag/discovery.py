@@ -27,7 +27,13 @@ def discover(paths: Iterable[Path | str]) -> list[tuple[Path, str | None]]:
         path = path.resolve()
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES and not _hidden(f, path):
+                # Not only regular files: a broken link or a pipe named like an article is
+                # reported as skipped (and never opened: reading a pipe would wait forever).
+                if (
+                    f.suffix.lower() in SUPPORTED_SUFFIXES
+                    and not _hidden(f, path)
+                    and not f.is_dir()
+                ):
                     found.append((f, str(path)))
         elif path.is_file():
             found.append((path, None))
@@ -43,6 +49,9 @@ def _hidden(f: Path, root: Path) -> bool:
 def _read(path: Path, settings: Settings) -> list[Document] | SkipFile:
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         return SkipFile(f"unsupported file type {path.suffix or '(none)'}")
+    if not path.is_file():
+        what = "a broken link" if path.is_symlink() and not path.exists() else "a pipe or device"
+        return SkipFile(f"not a regular file ({what})")
     try:
         return load_file(path, settings)
     except SkipFile as e:

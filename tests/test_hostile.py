@@ -4,7 +4,9 @@ here every file goes through the whole ingest into an index that already holds a
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import time
 import zipfile
 import zlib
@@ -95,6 +97,26 @@ def test_one_gigabyte_file_is_skipped_by_size_without_reading(
     report, articles = _ingest_hostile(system, folder)
     assert time.perf_counter() - started < 10  # reading it would take far longer and 1 GB of RAM
     assert "1024.0 MB" in _skip_reason(report, "huge.txt")
+    assert len(articles) == BASE + 1
+
+
+def test_broken_links_and_pipes_are_skipped_not_opened(system: System, tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    write_articles(folder, 1, seed=5, first=91)
+    (folder / "gone.md").symlink_to(tmp_path / "nowhere.md")
+    pipe = folder / "feed.txt"
+    os.mkfifo(pipe)
+    result: list[tuple[object, list[dict[str, object]]]] = []
+    worker = threading.Thread(target=lambda: result.append(_ingest_hostile(system, folder)))
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():  # opened the pipe and waits for a writer: let it go, then fail
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(10)
+        pytest.fail("the ingest opened a pipe")
+    report, articles = result[0]
+    assert _skip_reason(report, "gone.md") == "not a regular file (a broken link)"
+    assert _skip_reason(report, "feed.txt") == "not a regular file (a pipe or device)"
     assert len(articles) == BASE + 1
 
 
