@@ -11,12 +11,12 @@ from typing import Any
 import streamlit as st
 
 from rag.errors import IndexMissing
-from rag.render import PAGE_CSS, md
 from rag.settings import Settings
 from rag.system import System
 from ui.chat import chat_page
 from ui.errors import show_error
 from ui.library import library_page
+from ui.render import PAGE_CSS, md
 from ui.search import search_page
 from ui.sidebar import sidebar
 

@@ -34,9 +34,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.evalset import load_questions  # noqa: E402
-from rag.evaluate import evaluate, format_table  # noqa: E402
-from rag.metrics import Passage  # noqa: E402
+from rag.eval.metrics import Passage  # noqa: E402
+from rag.eval.questions import load_questions  # noqa: E402
+from rag.eval.runner import evaluate, format_table  # noqa: E402
 
 CHUNK_SIZE = 1000
 CHUNK_OVERLAP = 200
@@ -177,7 +177,7 @@ def build_baseline(articles_dir: str | Path, model_path: str | None = None) -> B
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("questions", help="questions.jsonl (see rag.evalset)")
+    parser.add_argument("questions", help="questions.jsonl (see rag.eval.questions)")
     parser.add_argument("articles_dir", help="folder of article .txt files")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N questions")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the report here")

@@ -135,8 +135,8 @@ def count_tokens(texts: list[str]) -> int:
 
 def our_texts(index: Path) -> list[str]:
     """Embedding texts of every distinct passage in a committed index (what was embedded)."""
-    from rag.ingest import embedding_text
-    from rag.store import IndexStore
+    from rag.ingest.pipeline import embedding_text
+    from rag.store.folder import IndexStore
 
     db = sqlite3.connect(
         f"file:{IndexStore(index).current_snapshot() / 'meta.sqlite'}?mode=ro", uri=True

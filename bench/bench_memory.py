@@ -31,10 +31,10 @@ def rss_mib() -> tuple[float, float]:
 def serve(folder: Path) -> None:
     """Child: stage-by-stage RSS of a serving process, printed as JSON."""
     out: dict[str, object] = {"start": rss_mib()[0]}
-    from rag.index import IndexReader
-    from rag.retrieval import Retriever
+    from rag.retrieval.retriever import Retriever
     from rag.settings import Settings
-    from rag.store import IndexStore
+    from rag.store.folder import IndexStore
+    from rag.store.reader import IndexReader
     from rag.system import _CheckedEmbeddings
 
     settings = Settings(index_dir=folder)

@@ -28,12 +28,12 @@ from pathlib import Path
 import faiss
 from scale_data import build_scaled_index, loadavg, percentiles, titles
 
-from rag.index import IndexReader
-from rag.retrieval import Retriever
+from rag.retrieval.retriever import Retriever
 from rag.settings import Settings
-from rag.store import IndexStore
+from rag.store.folder import IndexStore
+from rag.store.reader import IndexReader
+from rag.store.vectors import describe
 from rag.system import _CheckedEmbeddings
-from rag.vectors import describe
 
 
 def tutorial_store(reader: IndexReader, n: int, model_path: str):  # type: ignore[no-untyped-def]
@@ -93,7 +93,7 @@ def main() -> None:
     print(
         f"queries: {len(questions)} BBC titles, one at a time; vectors of sizes beyond the real "
         f"passages are noisy copies, BM25 texts repeated (bench/scale_data.py); exact_max="
-        f"{args.exact_max}; faiss threads {args.search_threads or 'rag.vectors default'}; torch "
+        f"{args.exact_max}; faiss threads {args.search_threads or 'rag.store.vectors default'}; torch "
         f"threads {args.torch_threads or 'default'}; embedding backend {embedder.backend}; "
         f"load {loadavg()}"
     )

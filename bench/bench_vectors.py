@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 from scale_data import Timer, load_real, loadavg, percentiles, scaled, scaled_vectors, titles
 
-from rag.vectors import VectorPolicy, build_ivf, describe
+from rag.store.vectors import VectorPolicy, build_ivf, describe
 
 D = 384
 IP = faiss.METRIC_INNER_PRODUCT
@@ -121,9 +121,9 @@ def tune(index: faiss.Index, name: str, q: np.ndarray, truth: np.ndarray) -> str
 
 
 def sweep(real_dir: Path, folder: Path, n_queries: int) -> None:
-    from rag.index import IndexReader
     from rag.settings import Settings
-    from rag.store import IndexStore
+    from rag.store.folder import IndexStore
+    from rag.store.reader import IndexReader
     from rag.system import _CheckedEmbeddings
 
     index = IndexReader(IndexStore(folder))._snap.vectors

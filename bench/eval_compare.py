@@ -1,7 +1,7 @@
 """Ours next to the LangChain tutorial recipe, on the same questions, in one run.
 
 Builds (or reuses) our index of the articles with the current settings (RAG_* variables), builds the
-tutorial baseline in memory (bench/baseline_tutorial.py), scores both with rag.evaluate and prints the
+tutorial baseline in memory (bench/baseline_tutorial.py), scores both with rag.eval.runner and prints the
 side-by-side table with the ours/baseline ratio.
 
     python bench/squad_convert.py ../shared/eval/squad/dev-v1.1.json bench/data/squad-v1.1 --sample 1000 --seed 0
@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline_tutorial import ANSWER_K, RANK_K, build_baseline  # noqa: E402
 
-from rag.evalset import load_questions  # noqa: E402
-from rag.evaluate import evaluate, format_table  # noqa: E402
-from rag.metrics import Passage  # noqa: E402
+from rag.eval.metrics import Passage  # noqa: E402
+from rag.eval.questions import load_questions  # noqa: E402
+from rag.eval.runner import evaluate, format_table  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.system import System  # noqa: E402
 

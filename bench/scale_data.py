@@ -29,9 +29,9 @@ NOISE_NORM = 0.5
 
 def load_real(index_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     """(vectors, rowids, passage texts, snapshot path) of the committed BBC index."""
-    from rag.index import IndexReader
-    from rag.store import IndexStore
-    from rag.vectors import ids_of, reconstruct_many
+    from rag.store.folder import IndexStore
+    from rag.store.reader import IndexReader
+    from rag.store.vectors import ids_of, reconstruct_many
 
     reader = IndexReader(IndexStore(index_dir))
     ids = np.sort(ids_of(reader._snap.vectors))
@@ -91,12 +91,12 @@ def build_scaled_index(real_dir: Path, n: int, out_dir: Path, exact_max: int = 2
     ``maybe_upgrade`` makes of it. Returns ``out_dir``; reused when it already holds ``n``."""
     import sqlite3
 
-    from rag.index import IndexReader
-    from rag.ingest import embedding_text
-    from rag.lexical import LexicalIndex
-    from rag.store import SCHEMA, IndexStore, Manifest, new_staging, write_snapshot_files
-    from rag.tokens import tokenize
-    from rag.vectors import VectorPolicy, maybe_upgrade, new_index, reconstruct_many
+    from rag.ingest.pipeline import embedding_text
+    from rag.store.folder import SCHEMA, IndexStore, Manifest, new_staging, write_snapshot_files
+    from rag.store.lexical import LexicalIndex
+    from rag.store.reader import IndexReader
+    from rag.store.vectors import VectorPolicy, maybe_upgrade, new_index, reconstruct_many
+    from rag.text.tokens import tokenize
 
     store = IndexStore(out_dir)
     if store.exists() and Manifest.read(store.current_snapshot()).chunks == n:
@@ -183,9 +183,9 @@ def build_scaled_index(real_dir: Path, n: int, out_dir: Path, exact_max: int = 2
 
 def scaled_vectors(real_dir: Path, n: int) -> np.ndarray:
     """The float32 vectors ``build_scaled_index`` gives rowids 1..n, in rowid order."""
-    from rag.index import IndexReader
-    from rag.store import IndexStore
-    from rag.vectors import reconstruct_many
+    from rag.store.folder import IndexStore
+    from rag.store.reader import IndexReader
+    from rag.store.vectors import reconstruct_many
 
     reader = IndexReader(IndexStore(real_dir))
     real_ids = np.array(

@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from rag.settings import Settings  # noqa: E402
-from rag.store import IndexStore, verify_snapshot  # noqa: E402
+from rag.store.folder import IndexStore, verify_snapshot  # noqa: E402
 from rag.system import System  # noqa: E402
 from tests.synthetic import questions as synthetic_questions  # noqa: E402
 from tests.synthetic import sentence, write_articles  # noqa: E402

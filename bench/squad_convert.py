@@ -1,4 +1,4 @@
-"""Turn a SQuAD JSON file into an article folder plus a question file for ``rag.evaluate``.
+"""Turn a SQuAD JSON file into an article folder plus a question file for ``rag.eval.runner``.
 
     python bench/squad_convert.py SRC.json OUTDIR [--sample N] [--seed S]
 

@@ -22,9 +22,9 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.answer import ExtractiveAnswerer, Weights  # noqa: E402
-from rag.evalset import load_questions  # noqa: E402
-from rag.metrics import contains_answer  # noqa: E402
+from rag.answer.extractive import ExtractiveAnswerer, Weights  # noqa: E402
+from rag.eval.metrics import contains_answer  # noqa: E402
+from rag.eval.questions import load_questions  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.system import System  # noqa: E402
 

@@ -22,14 +22,14 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.chunking import split_sentences  # noqa: E402
-from rag.evalset import load_questions  # noqa: E402
-from rag.fusion import convex, rrf  # noqa: E402
-from rag.lexical import LexicalIndex  # noqa: E402
-from rag.metrics import Passage, score_retrieval  # noqa: E402
+from rag.eval.metrics import Passage, score_retrieval  # noqa: E402
+from rag.eval.questions import load_questions  # noqa: E402
+from rag.ingest.chunking import split_sentences  # noqa: E402
+from rag.retrieval.fusion import convex, rrf  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+from rag.store.lexical import LexicalIndex  # noqa: E402
 from rag.system import System  # noqa: E402
-from rag.tokens import tokenize  # noqa: E402
+from rag.text.tokens import tokenize  # noqa: E402
 
 
 def with_bigrams(tokens: list[str]) -> list[str]:

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         50_000,
         ge=1,
         description="Up to this many passages the vector index is exact (flat); above it the next "
-        "commit trains an approximate IVF index with 8-bit vectors (see rag/vectors.py). Exact "
+        "commit trains an approximate IVF index with 8-bit vectors (see rag/store/vectors.py). Exact "
         "search costs ~0.2-0.8 ms per 1k passages per question on a busy 2-core machine.",
     )
     vector_retrain_growth: float = Field(

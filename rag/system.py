@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embeddings import EmbeddingModelError, LocalEmbeddings
-from rag.answer import ExtractiveAnswerer
+from rag.answer.extractive import ExtractiveAnswerer
 from rag.errors import IndexMissing, InputError, ModelUnavailable
-from rag.index import IndexReader
-from rag.ingest import Ingestor, Progress
-from rag.ingestreport import IngestReport
-from rag.retrieval import Filters, Retriever
+from rag.ingest.pipeline import Ingestor, Progress
+from rag.ingest.report import IngestReport
+from rag.retrieval.retriever import Filters, Retriever
 from rag.settings import Settings
-from rag.store import IndexStore
+from rag.store.folder import IndexStore
+from rag.store.reader import IndexReader
 from rag.types import Answer, Hit
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class System:
             return None
         with self._lock:
             if self._chat_model is None:
-                from rag.llm import make_chat_model
+                from rag.answer.llm import make_chat_model
 
                 self._chat_model = make_chat_model(self.settings)
             return self._chat_model
@@ -175,7 +175,7 @@ class System:
             raise InputError("LLM answers need a chat model: set RAG_LLM (e.g. ollama:llama3.1)")
         standalone = q
         if history:
-            from rag.followup import condense_question
+            from rag.retrieval.followup import condense_question
 
             standalone = condense_question(q, list(history), chat)
         retriever = self.retriever()
@@ -186,7 +186,7 @@ class System:
             extractive = ExtractiveAnswerer(self.embedder, self.settings, idf=retriever.reader.idf)
             answer = extractive.answer(standalone, hits, qvec)
         else:
-            from rag.llm import LLMAnswerer
+            from rag.answer.llm import LLMAnswerer
 
             for part in LLMAnswerer(chat, self.similarity, self.settings).answer_stream(
                 standalone, hits

@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from rag.retrieval import Filters
+from rag.retrieval.retriever import Filters
 from rag.system import System
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

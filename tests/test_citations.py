@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.citations import (
+from rag.answer.citations import (
     ABSTENTION,
     candidate_spans,
     is_abstention,

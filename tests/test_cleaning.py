@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.cleaning import clean_article, clean_text, normalize_chars, repair_underscores
-from rag.metadata import author_from_byline, date_line, parse_date
+from rag.ingest.cleaning import clean_article, clean_text, normalize_chars, repair_underscores
+from rag.ingest.metadata import author_from_byline, date_line, parse_date
 
 FIXTURES = Path(__file__).parent / "fixtures" / "articles"
 
@@ -280,7 +280,7 @@ def test_table_rows_and_subheadings_inside_the_body_are_kept() -> None:
 
 
 def test_dated_line_with_trailing_author_gives_date_and_author() -> None:
-    from rag.cleaning import clean_article
+    from rag.ingest.cleaning import clean_article
 
     raw = (
         "Harbor Bridge reopens\n\nPosted on March 3, 2021 by Staff Writer\n\n"

@@ -190,8 +190,8 @@ def test_os_error_is_one_line_exit_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """A failing disk is not bad input (exit 1), but still one line, not a traceback."""
-    from rag import ingest
-    from rag.cli import run
+    from rag.cli.main import run
+    from rag.ingest import pipeline as ingest
 
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device", str(tmp_path / "index" / "snapshots"))
@@ -217,8 +217,8 @@ def test_ingest_reports_skips(tmp_path: Path) -> None:
 
 
 def _article_text(index: Path, source: str) -> str:
-    from rag.index import IndexReader
-    from rag.store import IndexStore
+    from rag.store.folder import IndexStore
+    from rag.store.reader import IndexReader
 
     reader = IndexReader(IndexStore(index))
     aid = next(a["id"] for a in reader.list_articles() if a["source"] == source)

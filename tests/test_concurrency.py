@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-import rag.retrieval
-import rag.snapshot
+import rag.retrieval.retriever
+import rag.store.snapshot
 from rag.errors import IndexBusy
-from rag.index import IndexReader
-from rag.ingest import Ingestor, embedding_text
+from rag.ingest.pipeline import Ingestor, embedding_text
 from rag.settings import Settings
-from rag.store import IndexStore, verify_snapshot
+from rag.store.folder import IndexStore, verify_snapshot
+from rag.store.reader import IndexReader
 from rag.system import System
 from rag.types import content_hash
 from tests.conftest import HashEmbedder
@@ -215,7 +215,7 @@ def test_collected_snapshot_stays_readable_by_a_reader_holding_it(tmp_path: Path
     assert reader.manifest.snapshot == old.snapshot
     assert {i: reader.article(i).text for i in ids} == article_texts
     assert len(reader.list_articles()) == old.articles
-    retriever = rag.retrieval.Retriever(reader, system.embedder, system.settings)
+    retriever = rag.retrieval.retriever.Retriever(reader, system.embedder, system.settings)
     assert [(h.chunk.id, round(h.score, 6)) for h in retriever.search(q)] == before
 
     # A refresh moves it to the newest commit.
@@ -252,7 +252,7 @@ def test_reader_loading_a_snapshot_that_gets_collected_retries_the_newer_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, index = _base(tmp_path, 5)
-    real_load = rag.snapshot.load_vectors
+    real_load = rag.store.snapshot.load_vectors
     raced = []
 
     def racing_load(path: Path) -> Any:
@@ -265,7 +265,7 @@ def test_reader_loading_a_snapshot_that_gets_collected_retries_the_newer_one(
             assert not path.exists()
         return real_load(path)
 
-    monkeypatch.setattr(rag.snapshot, "load_vectors", racing_load)
+    monkeypatch.setattr(rag.store.snapshot, "load_vectors", racing_load)
     reader = IndexReader(IndexStore(index), "hash-64")
     assert raced and reader.manifest.articles == 7
 

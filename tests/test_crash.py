@@ -27,14 +27,14 @@ from typing import Any
 
 import pytest
 
-from rag import lexical_files
-from rag.cli import run as cli_run
+from rag.cli.main import run as cli_run
 from rag.errors import CorruptIndex, IndexMissing
-from rag.index import IndexReader
-from rag.ingest import Ingestor, embedding_text
-from rag.lexical import LexicalIndex
+from rag.ingest.pipeline import Ingestor, embedding_text
 from rag.settings import Settings
-from rag.store import IndexStore, file_sha256, verify_snapshot
+from rag.store import lexical_files
+from rag.store.folder import IndexStore, file_sha256, verify_snapshot
+from rag.store.lexical import LexicalIndex
+from rag.store.reader import IndexReader
 from rag.system import System
 from tests.conftest import HashEmbedder
 from tests.synthetic import questions, write_articles
@@ -60,7 +60,7 @@ def _child(
     ``pause_at`` > 0: the child logs "paused" at its ``pause_at``-th fsync call (all of them come
     from a commit's write-and-sync phase) and waits there to be killed.
     """
-    from rag.index_writer import IndexWriter
+    from rag.store.writer import IndexWriter
 
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 

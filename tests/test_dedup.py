@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from rag.dedup import (
+from rag.ingest.dedup import (
     collapse,
     containment,
     group_near_duplicates,
@@ -79,7 +79,7 @@ def test_short_text_gives_one_shingle() -> None:
 
 
 def test_shingle_hashes_are_stable_across_processes() -> None:
-    code = "from rag.dedup import shingles; print(sorted(shingles('a stable hash of these words')))"
+    code = "from rag.ingest.dedup import shingles; print(sorted(shingles('a stable hash of these words')))"
     outputs = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}

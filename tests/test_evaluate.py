@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.evalset import EvalQuestion, load_questions
-from rag.evaluate import evaluate, format_table
-from rag.metrics import Passage, contains_answer, ndcg_at, normalize_answer, source_matches
+from rag.eval.metrics import Passage, contains_answer, ndcg_at, normalize_answer, source_matches
+from rag.eval.questions import EvalQuestion, load_questions
+from rag.eval.runner import evaluate, format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

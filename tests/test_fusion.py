@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rag.fusion import convex, minmax, mmr, rrf
+from rag.retrieval.fusion import convex, minmax, mmr, rrf
 
 
 def test_rrf_sums_reciprocal_ranks() -> None:

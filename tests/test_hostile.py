@@ -16,11 +16,11 @@ import pytest
 
 from rag.errors import InputError
 from rag.settings import Settings
-from rag.store import IndexStore, verify_snapshot
+from rag.store.folder import IndexStore, verify_snapshot
 from rag.system import System
-from rag.uploads import safe_upload_name
 from tests.conftest import FIXTURES, HashEmbedder
 from tests.synthetic import write_articles
+from ui.uploads import safe_upload_name
 
 BASE = 5
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from rag.errors import CorruptIndex, IndexBusy, IndexMissing, InputError, ModelMismatch
-from rag.index import IndexReader
 from rag.settings import Settings
-from rag.store import IndexStore, verify_snapshot
+from rag.store.folder import IndexStore, verify_snapshot
+from rag.store.reader import IndexReader
 from rag.system import System
 from tests.conftest import HashEmbedder
 from tests.synthetic import write_articles
@@ -298,7 +298,7 @@ def _copies_across_batches(folder: Path) -> list[Path]:
 def test_pipelined_ingest_embeds_each_passage_once_and_matches_one_batch(
     tmp_path: Path, flush: int
 ) -> None:
-    from rag.ingest import Ingestor
+    from rag.ingest.pipeline import Ingestor
 
     folder = tmp_path / "articles"
     _copies_across_batches(folder)
@@ -334,7 +334,7 @@ def test_pipelined_ingest_embeds_each_passage_once_and_matches_one_batch(
 
 
 def test_embedding_progress_is_reported_from_the_ingest_thread(tmp_path: Path) -> None:
-    from rag.ingest import Ingestor
+    from rag.ingest.pipeline import Ingestor
 
     folder = tmp_path / "articles"
     write_articles(folder, 12, seed=3)
@@ -355,7 +355,7 @@ def test_embedding_progress_is_reported_from_the_ingest_thread(tmp_path: Path) -
 
 
 def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path: Path) -> None:
-    from rag.ingest import Ingestor
+    from rag.ingest.pipeline import Ingestor
 
     folder = tmp_path / "articles"
     write_articles(folder, 30, seed=5)
@@ -387,7 +387,8 @@ def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path
 def test_files_are_read_a_bounded_window_ahead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str
 ) -> None:
-    from rag import discovery, ingest
+    from rag.ingest import discovery
+    from rag.ingest import pipeline as ingest
 
     folder = tmp_path / "articles"
     paths = write_articles(folder, 40, seed=9)

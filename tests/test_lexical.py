@@ -12,10 +12,10 @@ import bm25s
 import numpy as np
 import pytest
 
-from rag import lexical, lexical_files
 from rag.errors import CorruptIndex
-from rag.lexical import LexicalIndex
-from rag.tokens import tokenize
+from rag.store import lexical, lexical_files
+from rag.store.lexical import LexicalIndex
+from rag.text.tokens import tokenize
 
 CORPUS = [
     "The central bank raised interest rates by half a point to fight inflation.",

@@ -16,9 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from openai_server import Fail, OpenAIServer, Slow, tokens
 from test_citations import overlap
 
-from rag.errors import LLMError
-from rag.followup import condense_question, key_terms, looks_like_followup
-from rag.llm import (
+from rag.answer.llm import (
     ABSTENTION,
     PASSAGES_BEGIN,
     PASSAGES_END,
@@ -27,6 +25,8 @@ from rag.llm import (
     build_messages,
     make_chat_model,
 )
+from rag.errors import LLMError
+from rag.retrieval.followup import condense_question, key_terms, looks_like_followup
 from rag.settings import Settings
 from rag.types import Article, Chunk, Hit, content_hash
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.errors import InputError, SkipFile
-from rag.loaders import SUPPORTED_SUFFIXES, inspect_file, load_file
+from rag.ingest.loaders import SUPPORTED_SUFFIXES, inspect_file, load_file
 from rag.settings import Settings
 from rag.types import Document
 from tests.pdfs import pdf_bytes as _pdf
@@ -393,7 +393,7 @@ def test_random_text_gives_documents_or_skipfile(
 def test_control_share_counts_exactly_the_unicode_control_characters() -> None:
     import unicodedata
 
-    from rag.decoding import _control_share
+    from rag.ingest.decoding import _control_share
 
     def reference(text: str) -> float:
         bad = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f")

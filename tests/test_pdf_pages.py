@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.cli import run as cli_run
-from rag.render import answer_with_sources, hit_card_html, page_label, source_cards_html
+from rag.cli.main import run as cli_run
 from rag.settings import Settings
 from rag.system import System
 from rag.types import Article, PageSpan
 from tests.pdfs import pdf_bytes
+from ui.render import answer_with_sources, hit_card_html, page_label, source_cards_html
 
 # One paragraph per page, a sentence per line: the whole text fits in one passage, so a quote's
 # page must come from the quote's own offset, not from where its passage starts.
@@ -119,7 +119,7 @@ def test_cli_prints_and_returns_the_page(
 
 
 def test_damaged_page_data_costs_only_the_page_numbers(tmp_path: Path) -> None:
-    from rag.index import _pages
+    from rag.store.reader import _pages
 
     assert _pages(None) == _pages("") == ()
     assert _pages("[[0, 5, 1], [7, 9, 2]]") == (PageSpan(0, 5, 1), PageSpan(7, 9, 2))

@@ -12,9 +12,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from rag.cleaning import clean_article, clean_text, normalize_chars
 from rag.errors import SkipFile
-from rag.loaders import load_file
+from rag.ingest.cleaning import clean_article, clean_text, normalize_chars
+from rag.ingest.loaders import load_file
 from rag.settings import Settings
 from rag.system import System
 from tests.conftest import HashEmbedder

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.render import (
+from rag.types import Answer, AnswerSentence, Article, Chunk, Citation, Hit
+from ui.render import (
     Span,
     anchor,
     answer_html,
@@ -21,7 +22,6 @@ from rag.render import (
     source_label,
     term_spans,
 )
-from rag.types import Answer, AnswerSentence, Article, Chunk, Citation, Hit
 
 ARTICLE = (
     "Bridge reopens\n\nChief engineer Maria Lindqvist led the crew of 140 workers. "

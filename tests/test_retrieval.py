@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.dedup import containment, shingles
-from rag.lc import ArticleRetriever
-from rag.retrieval import Filters
+from rag.ingest.dedup import containment, shingles
+from rag.retrieval.langchain import ArticleRetriever
+from rag.retrieval.retriever import Filters
 from rag.settings import Settings
 from rag.system import System
 from tests.conftest import HashEmbedder

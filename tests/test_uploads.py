@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.uploads import safe_upload_name
+from ui.uploads import safe_upload_name
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from rag.settings import Settings
-from rag.store import verify_snapshot
-from rag.system import System
-from rag.vectors import (
+from rag.store.folder import verify_snapshot
+from rag.store.vectors import (
     VectorPolicy,
     describe,
     ids_of,
@@ -24,6 +23,7 @@ from rag.vectors import (
     search,
     trained_size,
 )
+from rag.system import System
 
 DIM = 64
 POLICY = VectorPolicy(exact_max=5_000)

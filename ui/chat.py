@@ -8,7 +8,10 @@ from typing import Any
 import streamlit as st
 
 from rag.errors import IndexMissing, RagError
-from rag.render import (
+from rag.system import System
+from rag.types import Answer
+from ui.errors import show_error
+from ui.render import (
     answer_html,
     answer_with_sources,
     escape,
@@ -16,9 +19,6 @@ from rag.render import (
     md,
     source_cards_html,
 )
-from rag.system import System
-from rag.types import Answer
-from ui.errors import show_error
 from ui.sidebar import ANSWER_MODES, current_filters
 
 HISTORY_TURNS = 4  # earlier turns passed on for condensing follow-ups

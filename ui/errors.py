@@ -18,7 +18,7 @@ from rag.errors import (
     RagError,
     SkipFile,
 )
-from rag.render import md
+from ui.render import md
 
 log = logging.getLogger("rag.app")
 

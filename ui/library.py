@@ -9,10 +9,10 @@ from typing import Any
 import streamlit as st
 
 from rag.errors import IndexMissing
-from rag.render import md
 from rag.system import System
-from rag.uploads import remove_uploads, save_uploads, upload_dir
 from ui.errors import show_error
+from ui.render import md
+from ui.uploads import remove_uploads, save_uploads, upload_dir
 
 FILE_TYPES = ".txt .md .html .htm .pdf .docx .json .jsonl"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from rag.errors import IndexMissing
-from rag.render import hit_card_html, page_key
 from rag.system import System
 from ui.errors import show_error
+from ui.render import hit_card_html, page_key
 from ui.sidebar import current_filters, filters_caption, remember, restore
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from rag.render import md
-from rag.retrieval import Filters
+from rag.retrieval.retriever import Filters
 from rag.system import System
+from ui.render import md
 
 MODES = ("Chat", "Search", "Library")
 ANSWER_MODES = {"Extractive (offline)": "extractive", "LLM": "llm"}

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rag.boilerplate import Line
-from rag.cleaning import Cleaned, clean_article, clean_lines, normalize_chars
-from rag.decoding import decode_bytes
 from rag.errors import InputError, SkipFile
-from rag.htmlclean import clean_html, declared_charset
-from rag.metadata import parse_date, site_from_url
+from rag.ingest.boilerplate import Line
+from rag.ingest.cleaning import Cleaned, clean_article, clean_lines, normalize_chars
+from rag.ingest.decoding import decode_bytes
+from rag.ingest.htmlclean import clean_html, declared_charset
+from rag.ingest.metadata import parse_date, site_from_url
 from rag.settings import Settings
 from rag.types import Document, PageSpan, Removal
 

@@ -1,6 +1,6 @@
 """LangChain adapters: the retriever as a ``BaseRetriever`` and hits as ``Document`` objects.
 
-Kept apart from rag.retrieval so that commands which never hand passages to LangChain (ingest,
+Kept apart from rag.retrieval.retriever so that commands which never hand passages to LangChain (ingest,
 search, ask) do not pay for importing its retriever and tracing modules.
 """
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import CorruptIndex
-from rag.lexical import LexicalIndex
+from rag.store.lexical import LexicalIndex
 
 __all__ = ["load", "save"]
 

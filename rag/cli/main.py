@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rag.console import answer_json, hit_json, progress_bars, stream_answer
+from rag.cli.console import answer_json, hit_json, progress_bars, stream_answer
 from rag.errors import InputError, RagError
-from rag.retrieval import Filters
+from rag.retrieval.retriever import Filters
 from rag.settings import Settings
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
@@ -208,7 +208,7 @@ def _cmd_stats(system: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
-    from rag.loaders import inspect_file
+    from rag.ingest.loaders import inspect_file
 
     if not args.file.is_file():
         raise InputError(f"no such file: {args.file}")
@@ -229,7 +229,7 @@ def _cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from rag.store import IndexStore, verify_snapshot
+    from rag.store.folder import IndexStore, verify_snapshot
 
     store = IndexStore(settings.index_dir)
     problems = verify_snapshot(store.current_snapshot(), checksums=True)
@@ -247,7 +247,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(system: Any, args: argparse.Namespace) -> int:
-    from rag.discovery import discover
+    from rag.ingest.discovery import discover
 
     if args.interval <= 0:
         raise InputError("--interval must be positive")
@@ -279,9 +279,9 @@ def _cmd_delete(system: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(system: Any, args: argparse.Namespace) -> int:
-    from rag.evalset import load_questions
-    from rag.evaluate import evaluate, format_table
-    from rag.metrics import Passage
+    from rag.eval.metrics import Passage
+    from rag.eval.questions import load_questions
+    from rag.eval.runner import evaluate, format_table
 
     try:
         questions = load_questions(args.questions)

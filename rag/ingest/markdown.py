@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rag.boilerplate import Line
+from rag.ingest.boilerplate import Line
 from rag.types import Removal
 
 _SPACES = re.compile(r"[^\S\n]+")

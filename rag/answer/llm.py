@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rag.citations import ABSTENTION, Similarity, verify
+from rag.answer.citations import ABSTENTION, Similarity, verify
 from rag.errors import LLMError
 from rag.settings import Settings
 from rag.types import Answer, Hit

@@ -31,10 +31,10 @@ import faiss
 import numpy as np
 from filelock import FileLock, Timeout
 
-from rag import lexical_files
 from rag.errors import CorruptIndex, IndexBusy, IndexMissing, InputError, ModelMismatch
-from rag.lexical import LexicalIndex
-from rag.vectors import ids_of
+from rag.store import lexical_files
+from rag.store.lexical import LexicalIndex
+from rag.store.vectors import ids_of
 
 FORMAT_VERSION = 1
 FIRST_SNAPSHOT = "snap-00000001"

@@ -3,7 +3,7 @@
 Pure: no model, no index. The caller passes the system's own ``retrieve`` (question -> ranked
 passages) and optionally ``answer`` (question -> something with ``abstained`` and ``citations``).
 
-The questions come from :mod:`rag.evalset` and each one is scored by :mod:`rag.metrics` (which
+The questions come from :mod:`rag.eval.questions` and each one is scored by :mod:`rag.eval.metrics` (which
 also states the matching rules); this module runs them, aggregates the figures into a report and
 prints reports side by side.
 """
@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag.evalset import EvalQuestion
-from rag.metrics import AnswerLike, Passage, score_answer, score_retrieval
+from rag.eval.metrics import AnswerLike, Passage, score_answer, score_retrieval
+from rag.eval.questions import EvalQuestion
 
 __all__ = [
     "EvalReport",

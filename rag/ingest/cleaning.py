@@ -2,7 +2,7 @@
 
 Every offset in the system points into the text made here, so cleaning is deterministic and keeps
 all article paragraphs: it repairs characters and whitespace, drops page furniture (see
-:mod:`rag.boilerplate`) and records each dropped piece as a :class:`~rag.types.Removal`.
+:mod:`rag.ingest.boilerplate`) and records each dropped piece as a :class:`~rag.types.Removal`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import ftfy
 
-from rag.boilerplate import Line, find_boilerplate
-from rag.markdown import markdown_lines
-from rag.metadata import parse_date
+from rag.ingest.boilerplate import Line, find_boilerplate
+from rag.ingest.markdown import markdown_lines
+from rag.ingest.metadata import parse_date
 from rag.types import Removal
 
 __all__ = ["Cleaned", "clean_article", "clean_text", "normalize_chars", "repair_underscores"]

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.lexical import TUNED_B, TUNED_K1, LexicalIndex
-from rag.snapshot import Snapshot
-from rag.store import (
+from rag.store.folder import (
     ARTICLE_COLUMNS,
     SCHEMA,
     IndexStore,
@@ -22,8 +20,10 @@ from rag.store import (
     open_metadata,
     write_snapshot_files,
 )
+from rag.store.lexical import TUNED_B, TUNED_K1, LexicalIndex
+from rag.store.snapshot import Snapshot
+from rag.store.vectors import VectorPolicy, maybe_upgrade, remove_ids
 from rag.types import Article, Chunk
-from rag.vectors import VectorPolicy, maybe_upgrade, remove_ids
 
 
 @dataclass(frozen=True)

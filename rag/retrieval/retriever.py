@@ -7,13 +7,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from rag.chunking import split_sentences
-from rag.dedup import collapse, containment, shingles
-from rag.fusion import convex, mmr, rrf
-from rag.index import IndexReader
-from rag.ingest import Embedder
+from rag.ingest.chunking import split_sentences
+from rag.ingest.dedup import collapse, containment, shingles
+from rag.ingest.pipeline import Embedder
+from rag.retrieval.fusion import convex, mmr, rrf
 from rag.settings import Settings
-from rag.tokens import tokenize
+from rag.store.reader import IndexReader
+from rag.text.tokens import tokenize
 from rag.types import Article, Chunk, Hit
 
 

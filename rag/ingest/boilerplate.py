@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.metadata import author_from_byline, date_line, is_byline, trailing_author
+from rag.ingest.metadata import author_from_byline, date_line, is_byline, trailing_author
 from rag.types import Removal
 
 

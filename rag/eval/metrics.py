@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rag.evalset import EvalQuestion
+from rag.eval.questions import EvalQuestion
 
 __all__ = [
     "KS",

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from rag.snapshot import Snapshot
-from rag.store import ARTICLE_COLUMNS, IndexStore, Manifest
+from rag.store.folder import ARTICLE_COLUMNS, IndexStore, Manifest
+from rag.store.snapshot import Snapshot
+from rag.store.vectors import reconstruct_many
+from rag.store.vectors import search as vector_search
 from rag.types import Article, Chunk, PageSpan
-from rag.vectors import reconstruct_many
-from rag.vectors import search as vector_search
 
 
 def _article_from_row(row: sqlite3.Row) -> Article:

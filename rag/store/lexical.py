@@ -1,4 +1,4 @@
-"""Incremental BM25 index over chunk ids (rag.lexical_files saves it as JSON + ``.npy``).
+"""Incremental BM25 index over chunk ids (rag.store.lexical_files saves it as JSON + ``.npy``).
 
 Scores are BM25 in the Lucene form: ``idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` with
 ``idf(t) = log(1 + (N - df + 0.5) / (df + 0.5))``. This drops Okapi's constant ``(k1 + 1)``
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from rag.tokens import tokenize
+from rag.text.tokens import tokenize
 
 __all__ = ["TUNED_B", "TUNED_K1", "LexicalIndex"]
 
@@ -135,7 +135,7 @@ class LexicalIndex:
     def from_arrays(
         cls, k1: float, b: float, terms: list[str], arrays: dict[str, np.ndarray]
     ) -> LexicalIndex:
-        """An index over arrays that :meth:`arrays` gave (rag.lexical_files checks them first)."""
+        """An index over arrays that :meth:`arrays` gave (rag.store.lexical_files checks them first)."""
         index = cls(k1=k1, b=b)
         ptr, tids, live = arrays["doc_ptr"], arrays["term_ids"], arrays["live"]
         index._terms = terms

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rag.chunking import split_sentences
-from rag.dedup import containment, shingles
-from rag.ingest import Embedder
+from rag.ingest.chunking import split_sentences
+from rag.ingest.dedup import containment, shingles
+from rag.ingest.pipeline import Embedder
 from rag.settings import Settings
-from rag.tokens import tokenize
+from rag.text.tokens import tokenize
 from rag.types import Answer, AnswerSentence, Citation, Hit
 
 ABSTENTION = "The indexed articles don't answer this."

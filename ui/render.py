@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from rag.tokens import tokenize
+from rag.text.tokens import tokenize
 from rag.types import Answer, Citation, Hit
 
 # Characters markdown (and Streamlit's LaTeX) would interpret; HTML entities render them as themselves.

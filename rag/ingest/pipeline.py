@@ -13,16 +13,16 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.chunking import chunk_article
-from rag.dedup import Sketch, group_near_duplicates, sketch_texts
-from rag.discovery import discover, prefetch
 from rag.errors import InputError, SkipFile
-from rag.index_writer import IndexWriter, NewArticle
-from rag.ingestreport import IngestReport
+from rag.ingest.chunking import chunk_article
+from rag.ingest.dedup import Sketch, group_near_duplicates, sketch_texts
+from rag.ingest.discovery import discover, prefetch
+from rag.ingest.report import IngestReport
 from rag.settings import Settings
-from rag.store import IndexStore
+from rag.store.folder import IndexStore
+from rag.store.vectors import VectorPolicy
+from rag.store.writer import IndexWriter, NewArticle
 from rag.types import Article, Chunk, Document, content_hash
-from rag.vectors import VectorPolicy
 
 # (stage, done, total): stages are "read" (files) and "embed" (passages).
 Progress = Callable[[str, int, int], None]

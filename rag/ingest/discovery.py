@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from rag.errors import InputError, RagError, SkipFile
-from rag.loaders import SUPPORTED_SUFFIXES, load_file
+from rag.ingest.loaders import SUPPORTED_SUFFIXES, load_file
 from rag.settings import Settings
 from rag.types import Document
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import lexical_files
 from rag.errors import CorruptIndex
-from rag.store import (
+from rag.store import lexical_files
+from rag.store.folder import (
     CHECKSUM_ON_OPEN_BYTES,
     IndexStore,
     Manifest,
@@ -19,8 +19,8 @@ from rag.store import (
     open_metadata,
     rebuild_hint,
 )
+from rag.store.vectors import ids_of
 from rag.types import Article
-from rag.vectors import ids_of
 
 _REQUIRED = ("meta.sqlite", "vectors.faiss")
 _OPEN_ATTEMPTS = 5

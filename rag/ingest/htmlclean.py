@@ -11,9 +11,9 @@ import logging
 import re
 from html.parser import HTMLParser
 
-from rag.boilerplate import COMMENT_MARKER, COOKIE, FOOTER, NAVIGATION, Line
-from rag.cleaning import Cleaned, clean_lines, normalize_chars, to_lines
-from rag.metadata import author_from_byline, date_line, is_byline, parse_date, site_from_url
+from rag.ingest.boilerplate import COMMENT_MARKER, COOKIE, FOOTER, NAVIGATION, Line
+from rag.ingest.cleaning import Cleaned, clean_lines, normalize_chars, to_lines
+from rag.ingest.metadata import author_from_byline, date_line, is_byline, parse_date, site_from_url
 from rag.types import Removal
 
 _SKIP = {"script", "style", "iframe", "noscript", "template", "svg", "canvas", "object", "embed",
