@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.eval.metrics import Passage, score_retrieval  # noqa: E402
 from rag.eval.questions import load_questions  # noqa: E402
-from rag.ingest.chunking import split_sentences  # noqa: E402
 from rag.retrieval.fusion import convex, rrf  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.store.lexical import LexicalIndex  # noqa: E402
 from rag.system import System  # noqa: E402
+from rag.text.sentences import split_sentences  # noqa: E402
 from rag.text.tokens import tokenize  # noqa: E402
 
 

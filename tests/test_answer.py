@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.extractive import ABSTENTION, ExtractiveAnswerer, kind_match, question_kind
+from rag.answer.abstention import ABSTENTION
+from rag.answer.extractive import ExtractiveAnswerer, kind_match, question_kind
 from rag.settings import Settings
 from rag.types import Article, Chunk, Hit, content_hash
 from tests.conftest import HashEmbedder

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.ingest.chunking import chunk_article, split_sentences
+from rag.ingest.chunking import chunk_article
+from rag.text.sentences import split_sentences
 
 TEXT = (
     "Mexican federal police Cmdr. Armando Trevino spoke Tuesday in Nogales. U.S. Border Patrol agents "

@@ -9,15 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.answer.citations import (
-    ABSTENTION,
-    candidate_spans,
-    is_abstention,
-    parse_marker,
-    split_sentences,
-    strip_markers,
-    verify,
-)
+from rag.answer.abstention import ABSTENTION, is_abstention
+from rag.answer.citations import candidate_spans, parse_marker, strip_markers, verify
+from rag.text.sentences import split_sentences
 from rag.types import Article, Chunk, Hit, content_hash
 
 _SMALL = {"the", "a", "an", "is", "was", "of", "in", "on", "to", "and", "by", "at", "for", "it"}

@@ -9,14 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from rag.ingest.dedup import (
-    collapse,
-    containment,
-    group_near_duplicates,
-    jaccard,
-    shingles,
-    sketch_texts,
-)
+from rag.ingest.dedup import group_near_duplicates, sketch_texts
+from rag.text.shingles import collapse, containment, jaccard, shingles
 
 STORY = [
     "The harbour authority of Port Alder confirmed on Tuesday that the old grain pier will be "
@@ -78,8 +72,10 @@ def test_short_text_gives_one_shingle() -> None:
         shingles("a b", n=0)
 
 
-def test_shingle_hashes_are_stable_across_processes() -> None:
-    code = "from rag.ingest.dedup import shingles; print(sorted(shingles('a stable hash of these words')))"
+def test_shingle_hashes_are_stable_across_processes(
+    processes: None,
+) -> None:
+    code = "from rag.text.shingles import shingles; print(sorted(shingles('a stable hash of these words')))"
     outputs = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}

@@ -16,8 +16,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from openai_server import Fail, OpenAIServer, Slow, tokens
 from test_citations import overlap
 
+from rag.answer.abstention import ABSTENTION
 from rag.answer.llm import (
-    ABSTENTION,
     PASSAGES_BEGIN,
     PASSAGES_END,
     AnswerStream,

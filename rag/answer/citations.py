@@ -13,79 +13,17 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rag.answer.abstention import ABSTENTION, is_abstention
+from rag.text.sentences import split_sentences
 from rag.types import AnswerSentence, Citation, Hit
-
-ABSTENTION = "The indexed articles don't answer this."
 
 Similarity = Callable[[str, Sequence[str]], list[float]]
 
-# Words whose trailing period does not end a sentence (compared lower-case, without the last dot).
-_ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof gen col lt sgt cmdr capt maj adm gov sen rep rev st jr sr vs etc inc ltd co
-    corp dept est fig no vol pp approx jan feb mar apr jun jul aug sep sept oct nov dec mt ft
-    u.s u.k u.n e.g i.e a.m p.m""".split()  # noqa: SIM905 - a word list reads best as prose
-)
-_OPENERS = "\"'“‘([«"
-_CLOSERS = "\"'”’)]»"
 # One citation group: [3], [1, 2], [2-4], [1,3-5]. [n][m] is two groups.
 _MARKER_RE = re.compile(r"\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\]")
-_MARKERS_AFTER_RE = re.compile(r"(?:\s*\[\s*\d+(?:\s*[-–,;]\s*\d+)*\s*\])+")
 _URL_RE = re.compile(r"https?://[^\s\[\])>\"'”’]+")
 _SPECIFIC_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 _MAX_RANGE = 50  # a range like [1-100000] is a model glitch, not 100000 citations
-
-
-def split_sentences(text: str, *, markers: bool = False) -> list[tuple[int, int]]:
-    """Sentence ``(start, end)`` offsets in ``text``, whitespace trimmed, empty pieces dropped.
-
-    A sentence ends at ``.``, ``!`` or ``?`` (plus closing quotes/brackets) followed by whitespace
-    and a capital, digit or opening quote; or at a line break. Abbreviations ("Mr.", "U.S.",
-    "Cmdr.") and initials ("J. Smith") do not end sentences. With ``markers``, citation groups
-    right after the punctuation ("... based there. [1] Next") stay with the sentence they follow.
-    """
-    bounds: list[int] = [0]
-    n = len(text)
-    for m in re.finditer(r"[.!?]+|\n", text):
-        if m.group() == "\n":
-            bounds.append(m.end())
-            continue
-        j = m.end()
-        while j < n and text[j] in _CLOSERS:
-            j += 1
-        if markers:
-            after = _MARKERS_AFTER_RE.match(text, j)
-            if after:
-                j = after.end()
-        k = j
-        while k < n and text[k] in " \t":
-            k += 1
-        if k < n and text[k] != "\n":
-            if k == j:  # no space after the punctuation: "3.5", "U.S.-led", "example.com"
-                continue
-            nxt = text[k + 1] if text[k] in _OPENERS and k + 1 < n else text[k]
-            if not (nxt.isupper() or nxt.isdigit()):
-                continue
-        if m.group() == "." and _is_abbreviation(text, m.start()):
-            continue
-        bounds.append(j)
-    bounds.append(n)
-    spans = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if a < b:
-            spans.append((a, b))
-    return spans
-
-
-def _is_abbreviation(text: str, dot: int) -> bool:
-    word = re.search(r"([A-Za-z][A-Za-z.]*)$", text[max(0, dot - 20) : dot])
-    if not word:
-        return False
-    w = word.group(1)
-    return w.lower() in _ABBREVIATIONS or (len(w) == 1 and w.isupper())
 
 
 def parse_marker(marker: str) -> list[int]:
@@ -105,15 +43,6 @@ def strip_markers(sentence: str) -> str:
     out = _MARKER_RE.sub("", sentence)
     out = re.sub(r"\s+([.,;:!?])", r"\1", out)
     return re.sub(r"\s{2,}", " ", out).strip()
-
-
-def _normal(text: str) -> str:
-    return re.sub(r"[^a-z0-9 ]", "", strip_markers(text).lower().replace("’", "'")).strip()
-
-
-def is_abstention(text: str) -> bool:
-    """True when the model gave the fixed "don't answer" sentence (markers and case ignored)."""
-    return _normal(ABSTENTION) in _normal(text)
 
 
 def candidate_spans(text: str) -> list[tuple[int, int]]:

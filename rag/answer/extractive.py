@@ -6,19 +6,19 @@ Every quote is a verbatim slice of its article at the offsets given in its citat
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rag.ingest.chunking import split_sentences
-from rag.ingest.dedup import containment, shingles
-from rag.ingest.pipeline import Embedder
+from rag.answer.abstention import abstain
+from rag.embedder import Embedder
 from rag.settings import Settings
+from rag.text.sentences import split_sentences
+from rag.text.shingles import containment, shingles
+from rag.text.terms import Idf, term_weights, weighted_share
 from rag.text.tokens import tokenize
 from rag.types import Answer, AnswerSentence, Citation, Hit
-
-ABSTENTION = "The indexed articles don't answer this."
 
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b")
 _MONTH = re.compile(
@@ -122,7 +122,7 @@ class ExtractiveAnswerer:
         self,
         embedder: Embedder,
         settings: Settings,
-        idf: Callable[[Sequence[str]], list[float]] | None = None,
+        idf: Idf | None = None,
         weights: Weights | None = None,
     ) -> None:
         self.embedder = embedder
@@ -141,11 +141,7 @@ class ExtractiveAnswerer:
         )
         svecs = self.embedder.embed([t for *_, t in spans])
         cosines = svecs @ np.asarray(qvec, dtype=np.float32)
-        q_terms = sorted(set(tokenize(question)))
-        weights = dict(
-            zip(q_terms, self.idf(q_terms) if self.idf else [1.0] * len(q_terms), strict=True)
-        )
-        total = sum(weights.values())
+        weights = term_weights(question, self.idf)
         kind = question_kind(question)
         out = []
         q_tokens = tokenize(question)
@@ -155,7 +151,7 @@ class ExtractiveAnswerer:
             found = set(tokens)
             pairs = set(zip(tokens, tokens[1:], strict=False))
             phrase = len(q_pairs & pairs) / len(q_pairs) if q_pairs else 0.0
-            overlap = sum(w for t, w in weights.items() if t in found) / total if total else 0.0
+            overlap = weighted_share(weights, found)
             c = Candidate(
                 i,
                 start,
@@ -204,19 +200,13 @@ class ExtractiveAnswerer:
         A question whose rare terms appear nowhere in what was retrieved ("the Canadian prime
         minister") is about something the articles don't cover, however close the topic.
         """
-        terms = sorted(set(tokenize(question)))
-        if not terms:
+        weights = term_weights(question, self.idf)
+        if not sum(weights.values()):
             return 1.0
-        weights = self.idf(terms) if self.idf else [1.0] * len(terms)
         found: set[str] = set()
         for h in hits:
             found |= set(tokenize(h.article.title)) | set(tokenize(h.chunk.text))
-        total = sum(weights)
-        return (
-            sum(w for t, w in zip(terms, weights, strict=True) if t in found) / total
-            if total
-            else 1.0
-        )
+        return weighted_share(weights, found)
 
 
 _PERSON = re.compile(r"\b[A-Z][a-zà-ÿ'’-]+\.?(?:\s+[A-Z][a-zà-ÿ'’-]+\.?)*\s+[A-Z][a-zà-ÿ'’-]+\b")
@@ -281,17 +271,6 @@ def name_the_person(question: str, hits: Sequence[Hit], chosen: list[Candidate])
             )
             return [*chosen, extra]
     return chosen
-
-
-def abstain(question: str, hits: Sequence[Hit], notes: tuple[str, ...] = ()) -> Answer:
-    return Answer(
-        question=question,
-        text=ABSTENTION,
-        citations=(),
-        abstained=True,
-        closest=tuple(hits[:3]),
-        notes=notes,
-    )
 
 
 def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> Answer:

@@ -22,7 +22,8 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rag.answer.citations import ABSTENTION, Similarity, verify
+from rag.answer.abstention import ABSTENTION, abstain
+from rag.answer.citations import Similarity, verify
 from rag.errors import LLMError
 from rag.settings import Settings
 from rag.types import Answer, Hit
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
 __all__ = [
-    "ABSTENTION",
     "SYSTEM_PROMPT",
     "AnswerStream",
     "LLMAnswerer",
@@ -231,7 +231,7 @@ class LLMAnswerer:
         )
 
     def _abstain(self, question: str, hits: tuple[Hit, ...]) -> Answer:
-        return Answer(question, ABSTENTION, (), True, hits, mode="llm", notes=("no passages",))
+        return abstain(question, hits, ("no passages",), mode="llm", closest=len(hits))
 
     def _tokens(self, question: str, hits: tuple[Hit, ...]) -> Iterator[str]:
         messages = build_messages(question, hits)
