@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from rag.errors import RagError
 from rag.types import Answer, Hit
 
 
@@ -116,6 +117,7 @@ def stream_answer(parts: Any) -> Answer:
             final = part
     if streamed:
         print("\n")
-    assert final is not None
+    if final is None:
+        raise RagError("the answer was cut off before it finished")
     _print_answer(final)
     return final

@@ -8,76 +8,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from rag.cli.console import answer_json, hit_json, progress_bars, stream_answer
-from rag.errors import InputError, RagError
-from rag.retrieval.retriever import Filters
+from rag.cli.parser import build_parser, check_common
+from rag.errors import EXIT_BAD_INPUT, EXIT_OK, InputError, RagError, outcome
 from rag.settings import Settings
-
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rag", description="Cited answers over a folder of articles.")
-    p.add_argument(
-        "--index", type=Path, help="index folder (default: RAG_INDEX_DIR or ./rag_index)"
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
-    ing = sub.add_parser("ingest", help="add files and folders (recursive) to the index")
-    ing.add_argument("paths", nargs="+", type=Path)
-    ing.add_argument("--no-sync", action="store_true", help="keep sources whose files are gone")
-    ing.add_argument("--json", action="store_true")
-
-    for name, helptext in (("search", "list the best passages"), ("ask", "answer with citations")):
-        q = sub.add_parser(name, help=helptext)
-        q.add_argument("question", nargs="?", help="the question (or use --batch)")
-        q.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
-        q.add_argument("--k", type=int, help="passages to retrieve")
-        q.add_argument("--source", help="only sources matching this glob or substring")
-        q.add_argument("--date-from", help="only articles dated on or after YYYY-MM-DD")
-        q.add_argument("--date-to", help="only articles dated on or before YYYY-MM-DD")
-        q.add_argument("--json", action="store_true")
-    ask_parser = sub.choices["ask"]
-    ask_parser.add_argument(
-        "--mode", choices=["extractive", "llm"], help="answerer (default: llm when RAG_LLM is set)"
-    )
-
-    ch = sub.add_parser("chat", help="ask questions line by line; follow-ups use the history")
-    ch.add_argument("--mode", choices=["extractive", "llm"])
-    ch.add_argument("--k", type=int)
-
-    st = sub.add_parser("stats", help="index statistics and near-duplicate groups")
-    st.add_argument("--json", action="store_true")
-
-    ins = sub.add_parser("inspect", help="show what cleaning keeps and cuts from a file")
-    ins.add_argument("file", type=Path)
-    ins.add_argument("--json", action="store_true")
-
-    chk = sub.add_parser("check", help="verify that vectors, lexical index and metadata agree")
-    chk.add_argument("--json", action="store_true")
-
-    wa = sub.add_parser("watch", help="keep the index in line with folders as files change")
-    wa.add_argument("paths", nargs="+", type=Path)
-    wa.add_argument("--interval", type=float, default=5.0, help="seconds between checks")
-
-    dl = sub.add_parser("delete", help="remove sources from the index")
-    dl.add_argument("sources", nargs="+")
-
-    ev = sub.add_parser("eval", help="score retrieval and answers on a questions file")
-    ev.add_argument("questions", type=Path)
-    ev.add_argument("--k", type=int, default=10)
-    ev.add_argument("--limit", type=int, help="only the first N questions")
-    ev.add_argument("--no-answers", action="store_true", help="score retrieval only")
-    ev.add_argument("--json", action="store_true")
-    return p
+from rag.types import Filters
 
 
 def _print_json(obj: Any) -> None:
@@ -171,13 +113,16 @@ def _cmd_ask(system: Any, args: argparse.Namespace) -> int:
 
 def _cmd_chat(system: Any, args: argparse.Namespace) -> int:
     history: list[tuple[str, str]] = []
+    filters = _filters(args)
     print("Ask a question (an empty line or Ctrl-D ends the chat).")
     for line in sys.stdin:
         q = line.strip()
         if not q:
             break
         try:
-            a = stream_answer(system.ask_stream(q, k=args.k, history=history, mode=args.mode))
+            a = stream_answer(
+                system.ask_stream(q, k=args.k, filters=filters, history=history, mode=args.mode)
+            )
         except RagError as e:
             print(f"rag: error: {e}", file=sys.stderr)
             continue
@@ -274,7 +219,10 @@ def _cmd_watch(system: Any, args: argparse.Namespace) -> int:
 
 def _cmd_delete(system: Any, args: argparse.Namespace) -> int:
     report = system.delete(args.sources)
-    print(f"removed {len(report.removed)} source(s)")
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(f"removed {len(report.removed)} source(s)")
     return EXIT_OK
 
 
@@ -290,11 +238,13 @@ def _cmd_eval(system: Any, args: argparse.Namespace) -> int:
     if args.limit:
         questions = questions[: args.limit]
 
+    k = args.k or 10
+
     def retrieve(q: str) -> list[Passage]:
-        return [Passage(h.article.source, h.chunk.text) for h in system.search(q, k=args.k)]
+        return [Passage(h.article.source, h.chunk.text) for h in system.search(q, k=k)]
 
     answer = None if args.no_answers else (lambda q: system.ask(q))
-    report = evaluate(questions, retrieve, answer, k=args.k)
+    report = evaluate(questions, retrieve, answer, k=k)
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -303,15 +253,10 @@ def _cmd_eval(system: Any, args: argparse.Namespace) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        overrides = {"index_dir": args.index} if args.index else {}
-        settings = Settings(**overrides)
-    except ValidationError as e:
-        err = e.errors()[0]
-        print(f"rag: error: setting {err['loc'][0]}: {err['msg']}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
+        check_common(args)
+        settings = Settings(**({"index_dir": args.index} if args.index else {}))
         if args.command == "inspect":
             return _cmd_inspect(settings, args)
         if args.command == "check":
@@ -332,20 +277,22 @@ def run(argv: Sequence[str] | None = None) -> int:
             "watch": _cmd_watch,
         }[args.command]
         return handler(system, args)
-    except RagError as e:
-        print(f"rag: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValueError as e:
-        print(f"rag: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as e:  # the disk or the system failed us: not the input, still one line
-        where = f": {e.filename}" if e.filename else ""
-        print(f"rag: error: {e.strerror or e}{where}", file=sys.stderr)
-        return EXIT_FAIL
-    except KeyboardInterrupt:
-        print("rag: interrupted; the index keeps its last committed state", file=sys.stderr)
-        return 130
+    except BrokenPipeError:
+        raise
+    except (Exception, KeyboardInterrupt) as e:
+        o = outcome(e)
+        if not o.expected and not isinstance(e, OSError):
+            raise  # a bug: its traceback is what a report needs
+        print(f"rag: error: {o.message}", file=sys.stderr)
+        return o.exit_code
 
 
 def main() -> None:
-    sys.exit(run())
+    try:
+        code = run()
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (``rag search ... | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_OK
+    sys.exit(code)

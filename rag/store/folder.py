@@ -150,7 +150,7 @@ class IndexStore:
         """The folder of the committed snapshot; raises IndexMissing / CorruptIndex."""
         pointer = self.dir / "CURRENT"
         if not self.dir.exists():
-            raise IndexMissing(f"no index at {self.dir}: add articles first with: rag ingest PATH")
+            raise IndexMissing.at(self.dir)
         if not pointer.is_file():
             snaps = (
                 {p.name for p in self.snapshots_dir.glob("snap-*")}
@@ -161,7 +161,7 @@ class IndexStore:
             # in between leaves exactly that folder, and no index was ever committed.
             if snaps - {FIRST_SNAPSHOT}:
                 raise CorruptIndex(f"{pointer} is missing; {rebuild_hint(self.dir)}")
-            raise IndexMissing(f"no index at {self.dir}: add articles first with: rag ingest PATH")
+            raise IndexMissing.at(self.dir)
         try:
             name = json.loads(pointer.read_text(encoding="utf-8"))["snapshot"]
         except (OSError, ValueError, KeyError, TypeError) as e:
