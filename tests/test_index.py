@@ -15,6 +15,7 @@ from rag.settings import Settings
 from rag.store.folder import IndexStore, verify_snapshot
 from rag.store.reader import IndexReader
 from rag.system import System
+from rag.types import Filters
 from tests.conftest import HashEmbedder
 from tests.synthetic import write_articles
 
@@ -220,9 +221,9 @@ def test_faiss_results_equal_numpy_brute_force(tmp_path: Path, corpus_dir: Path)
         np.testing.assert_allclose(
             [s for _, s in got], [s for _, s in expected], rtol=1e-5, atol=1e-6
         )
-    # k larger than the index and an empty filter are fine.
+    # k larger than the index and a filter that nothing passes are fine.
     assert len(reader.dense_search(q, 10_000)) == len(rowids)
-    assert reader.dense_search(q, 5, allowed=np.array([], dtype=np.int64)) == []
+    assert reader.dense_search(q, 5, Filters(source="no-such-source")) == []
 
 
 def test_nothing_persisted_is_a_pickle(tmp_path: Path, corpus_dir: Path) -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.ingest.dedup import containment, shingles
 from rag.retrieval.langchain import ArticleRetriever
-from rag.retrieval.retriever import Filters
 from rag.settings import Settings
 from rag.system import System
+from rag.text.shingles import containment, shingles
+from rag.types import Filters
 from tests.conftest import HashEmbedder
 
 
@@ -58,10 +58,21 @@ def test_source_and_date_filters(system: System) -> None:
 
 
 def test_mmr_changes_order_but_keeps_relevance_first(system: System) -> None:
-    plain = system.search("bridge cables repair cost ferry", k=4)
-    diverse = system.retriever().search("bridge cables repair cost ferry", k=4, use_mmr=True)
+    mixed = System(replace_settings(system, mmr_lambda=0.5), embedder=system.embedder)
+    question = "harbor bridge repair crew"
+    plain = mixed.search(question, k=4)
+    diverse = mixed.retriever().search(question, k=4, use_mmr=True)
     assert diverse[0].chunk.id == plain[0].chunk.id
     assert len({h.chunk.id for h in diverse}) == 4
+    # MMR must change the order (it once was sorted away again by the sentence boost).
+    assert [h.chunk.id for h in diverse] != [h.chunk.id for h in plain]
+    # The setting turns it on too.
+    on = System(replace_settings(system, mmr_lambda=0.5, mmr=True), embedder=system.embedder)
+    assert [h.chunk.id for h in on.search(question, k=4)] == [h.chunk.id for h in diverse]
+
+
+def replace_settings(system: System, **changes: object) -> Settings:
+    return system.settings.model_copy(update=changes)
 
 
 @pytest.mark.parametrize("fusion", ["convex", "rrf", "dense", "lexical"])

@@ -7,8 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from rag.retrieval.retriever import Filters
 from rag.system import System
+from rag.types import Filters
 from ui.render import md
 
 MODES = ("Chat", "Search", "Library")

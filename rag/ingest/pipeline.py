@@ -9,10 +9,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from rag.embedder import Embedder
 from rag.errors import InputError, SkipFile
 from rag.ingest.chunking import chunk_article
 from rag.ingest.dedup import Sketch, group_near_duplicates, sketch_texts
@@ -30,16 +30,6 @@ _COMMIT_EVERY_SECONDS = (
     60.0  # long ingests commit along the way, so a crash loses at most this much
 )
 _PROGRESS_SECONDS = 0.2  # how often embedding progress is reported while waiting for the worker
-
-
-class Embedder(Protocol):
-    @property
-    def model_id(self) -> str: ...
-    @property
-    def dimension(self) -> int: ...
-    def embed(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> np.ndarray: ...
 
 
 def embedding_text(title: str, passage: str) -> str:

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
 
-from rag.ingest.chunking import split_sentences
-from rag.ingest.dedup import collapse, containment, shingles
-from rag.ingest.pipeline import Embedder
+from rag.embedder import Embedder
 from rag.retrieval.fusion import convex, mmr, rrf
 from rag.settings import Settings
 from rag.store.reader import IndexReader
+from rag.text.sentences import split_sentences
+from rag.text.shingles import collapse, containment, shingles
+from rag.text.terms import term_weights, weighted_share
 from rag.text.tokens import tokenize
-from rag.types import Article, Chunk, Hit
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Restrict results to articles whose source matches a glob (or substring) and date range."""
-
-    source: str | None = None
-    date_from: str | None = None  # ISO date, inclusive
-    date_to: str | None = None
-
-    def active(self) -> bool:
-        return bool(self.source or self.date_from or self.date_to)
+from rag.types import Article, Chunk, Filters, Hit
 
 
 class Retriever:
@@ -53,19 +42,20 @@ class Retriever:
         if k < 1:
             raise ValueError("k must be at least 1")
         query = query[: s.max_question_chars]
-        allowed = None
-        if filters is not None and filters.active():
-            allowed = self.reader.rowids_matching(
-                filters.source, filters.date_from, filters.date_to
-            )
+        if filters is not None and not filters.active():
+            filters = None
         fetch = max(s.fetch_k, 3 * k)
         qvec = self.embed_query(query) if query_vector is None else query_vector
-        dense = self.reader.dense_search(qvec, fetch, allowed) if s.fusion != "lexical" else []
-        lexical = self.reader.lexical_search(query, fetch, allowed) if s.fusion != "dense" else []
+        dense = self.reader.dense_search(qvec, fetch, filters) if s.fusion != "lexical" else []
+        lexical = self.reader.lexical_search(query, fetch, filters) if s.fusion != "dense" else []
         fused = self._fuse(dense, lexical)
         dense_by_id, lex_by_id = dict(dense), dict(lexical)
         # Take enough candidates that collapsing duplicates still leaves k.
         candidates = fused[: max(3 * k, k + 10)]
+        rows = self.reader.chunks([i for i, _ in candidates])
+        if s.sentence_boost:
+            candidates = self._boost_sentences(query, candidates, rows)
+        # MMR last: it re-orders by relevance and diversity, and nothing may sort its order away.
         if use_mmr if use_mmr is not None else s.mmr:
             ids = [i for i, _ in candidates]
             order = mmr(
@@ -77,9 +67,6 @@ class Retriever:
             )
             by_id = dict(candidates)
             candidates = [(i, by_id[i]) for i in order]
-        rows = self.reader.chunks([i for i, _ in candidates])
-        if s.sentence_boost:
-            candidates = self._boost_sentences(query, candidates, rows)
         hits = []
         for rowid, score in candidates:
             if rowid not in rows:
@@ -94,7 +81,7 @@ class Retriever:
                     lexical_score=lex_by_id.get(rowid),
                 )
             )
-        if allowed is None:  # with a filter, stay inside the sources the user asked for
+        if filters is None:  # with a filter, stay inside the sources the user asked for
             hits = [self._prefer_fullest(h) for h in hits]
         return self._collapse(hits)[:k]
 
@@ -109,18 +96,16 @@ class Retriever:
         Adds ``sentence_boost`` times the best idf-weighted share of the question's terms found in a
         single sentence: a passage that answers tends to say it in one place, not scattered.
         """
-        terms = sorted(set(tokenize(query)))
-        if not terms:
+        weights = term_weights(query, self.reader.idf)
+        if not weights:
             return candidates
-        weights = dict(zip(terms, self.reader.idf(terms), strict=True))
-        total = sum(weights.values()) or 1.0
         boosted = []
         for rowid, score in candidates:
             best = 0.0
             if rowid in rows:
                 for sent in sentence_terms(rows[rowid][0]):
-                    best = max(best, sum(w for t, w in weights.items() if t in sent))
-            boosted.append((rowid, score + self.settings.sentence_boost * best / total))
+                    best = max(best, weighted_share(weights, sent))
+            boosted.append((rowid, score + self.settings.sentence_boost * best))
         boosted.sort(key=lambda p: (-p[1], p[0]))
         return boosted
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import sqlite3
 import threading
@@ -16,7 +15,7 @@ from rag.store.folder import ARTICLE_COLUMNS, IndexStore, Manifest
 from rag.store.snapshot import Snapshot
 from rag.store.vectors import reconstruct_many
 from rag.store.vectors import search as vector_search
-from rag.types import Article, Chunk, PageSpan
+from rag.types import Article, Chunk, Filters, PageSpan
 
 
 def _article_from_row(row: sqlite3.Row) -> Article:
@@ -81,14 +80,20 @@ class IndexReader:
         return self._latest is not before
 
     # --- search -------------------------------------------------------------------------------
+    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+        return self.rowids_matching(filters) if filters is not None and filters.active() else None
+
     def dense_search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, query: np.ndarray, k: int, filters: Filters | None = None
     ) -> list[tuple[int, float]]:
-        return vector_search(self._snap.vectors, query, k, allowed)
+        """Top ``k`` (passage id, cosine) among the passages that pass ``filters``."""
+        return vector_search(self._snap.vectors, query, k, self._allowed(filters))
 
     def lexical_search(
-        self, query: str, k: int, allowed: np.ndarray | None = None
+        self, query: str, k: int, filters: Filters | None = None
     ) -> list[tuple[int, float]]:
+        """Top ``k`` (passage id, BM25 score) among the passages that pass ``filters``."""
+        allowed = self._allowed(filters)
         if allowed is None:
             return self._snap.lexical.search(query, k)
         keep = set(allowed.tolist())
@@ -163,37 +168,43 @@ class IndexReader:
         )
         return [_article_from_row(r) for r in rows]
 
-    def rowids_matching(
-        self, source: str | None = None, date_from: str | None = None, date_to: str | None = None
-    ) -> np.ndarray:
-        """Chunk ids of articles whose source matches a glob and whose date lies in the range."""
+    def rowids_matching(self, filters: Filters) -> np.ndarray:
+        """Passage ids of the articles that pass ``filters`` (remembered per snapshot)."""
+        snap = self._snap
+        cached = snap.filtered.get(filters)
+        if cached is not None:
+            return cached
         clauses, args = [], []
-        if date_from:
+        if filters.date_from:
             clauses.append("a.date >= ?")
-            args.append(date_from)
-        if date_to:
+            args.append(filters.date_from)
+        if filters.date_to:
             clauses.append("a.date <= ?")
-            args.append(date_to)
+            args.append(filters.date_to)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(
             f"SELECT c.rowid AS rowid, a.source AS source, a.id AS aid FROM chunks c "
             f"JOIN articles a ON a.id = c.article_id {where}",
             args,
         )
-        if source:
-            pattern = source if any(ch in source for ch in "*?[") else f"*{source}*"
+        if filters.source:
             by_article: dict[str, bool] = {}
             keep = []
             for r in rows:
                 aid = r["aid"]
                 if aid not in by_article:
                     by_article[aid] = any(
-                        fnmatch.fnmatch(s, pattern) for s in [r["source"], *self.sources_of(aid)]
+                        filters.source_matches(s) for s in [r["source"], *self.sources_of(aid)]
                     )
                 if by_article[aid]:
                     keep.append(r["rowid"])
-            return np.array(keep, dtype=np.int64)
-        return np.array([r["rowid"] for r in rows], dtype=np.int64)
+            allowed = np.array(keep, dtype=np.int64)
+        else:
+            allowed = np.array([r["rowid"] for r in rows], dtype=np.int64)
+        if len(snap.filtered) >= 8:
+            snap.filtered.clear()
+        snap.filtered[filters] = allowed
+        return allowed
 
     def list_articles(self) -> list[dict[str, Any]]:
         rows = self._query(

@@ -20,7 +20,7 @@ from rag.store.folder import (
     rebuild_hint,
 )
 from rag.store.vectors import ids_of
-from rag.types import Article
+from rag.types import Article, Filters
 
 _REQUIRED = ("meta.sqlite", "vectors.faiss")
 _OPEN_ATTEMPTS = 5
@@ -82,6 +82,7 @@ class Snapshot:
         if read_only:  # a reader only searches BM25: the postings are all it keeps, once built
             self.lexical.make_read_only()
         self.articles: dict[str, Article] = {}  # cache; articles never change within a snapshot
+        self.filtered: dict[Filters, np.ndarray] = {}  # passage ids that pass recent filters
 
     @classmethod
     def open_current(
