@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from rag.system import System
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = pytest.mark.browser
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "screenshot.py"
 _spec = importlib.util.spec_from_file_location("rag_screenshot", SCRIPT)
@@ -21,8 +22,12 @@ _spec.loader.exec_module(shot)
 
 
 @pytest.fixture(scope="module")
-def browser_ready() -> None:
+def browser_ready(browser: None, processes: None) -> None:
     if not (Path(shot.CHROMIUM).exists() and Path(shot.CHROMEDRIVER).exists()):
+        if os.environ.get("CI") == "true":  # CI installs them: missing there is a failure
+            pytest.fail(
+                "Chromium or chromedriver is missing (apt-get install chromium chromium-driver)"
+            )
         pytest.skip("Chromium or chromedriver is not installed")
     pytest.importorskip("selenium")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.usefixtures("processes", "real_model")  # each command is a process
 
 
 def rag(*args: str, index: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -89,7 +89,7 @@ def _check_hits(system: System, emb: HashEmbedder, question: str) -> int:
     return checked
 
 
-def test_readers_never_see_a_half_written_index(tmp_path: Path) -> None:
+def test_readers_never_see_a_half_written_index(processes: None, tmp_path: Path) -> None:
     folder, index = _base(tmp_path)
     emb = HashEmbedder()
     system = System(_settings(index), embedder=emb)  # one System shared by threads, as the page
@@ -144,6 +144,7 @@ def test_readers_never_see_a_half_written_index(tmp_path: Path) -> None:
 
 
 def test_second_writer_process_gets_index_busy_then_succeeds_when_waiting(
+    processes: None,
     tmp_path: Path,
 ) -> None:
     folder, index = _base(tmp_path, 5)
@@ -176,7 +177,7 @@ def test_second_writer_process_gets_index_busy_then_succeeds_when_waiting(
     assert holder.exitcode == 0
 
 
-def test_two_writer_processes_are_serialised(tmp_path: Path) -> None:
+def test_two_writer_processes_are_serialised(processes: None, tmp_path: Path) -> None:
     folder, index = _base(tmp_path, 5)
     a, b = tmp_path / "a", tmp_path / "b"
     write_articles(a, 12, seed=SEED + 1, first=200)

@@ -224,7 +224,7 @@ def _trial(
 
 @pytest.mark.parametrize(("fsync", "kills"), [("none", 12), ("slow", 8)])
 def test_killed_ingest_leaves_last_commit_and_rerun_completes(
-    tmp_path: Path, fsync: str, kills: int
+    processes: None, tmp_path: Path, fsync: str, kills: int
 ) -> None:
     folder = tmp_path / "articles"
     write_articles(folder, N_ARTICLES, seed=SEED)
@@ -256,7 +256,7 @@ def test_killed_ingest_leaves_last_commit_and_rerun_completes(
         shutil.rmtree(index)
 
 
-def test_killed_sync_with_removals_keeps_last_commit(tmp_path: Path) -> None:
+def test_killed_sync_with_removals_keeps_last_commit(processes: None, tmp_path: Path) -> None:
     folder = tmp_path / "articles"
     write_articles(folder, N_ARTICLES, seed=SEED)
     base = tmp_path / "base"

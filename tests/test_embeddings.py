@@ -239,13 +239,13 @@ def test_model_id_depends_on_folder_contents(tmp_path: Path) -> None:
 # --- slow: the real bundled model ------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_real_model_loads_offline(fp32: LocalEmbeddings) -> None:
     assert fp32.dimension == 384
     assert fp32.model_path == default_model_path()
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_vectors_are_float32_unit_norm(fp32: LocalEmbeddings) -> None:
     vectors = fp32.embed(SENTENCES[:10] + [""])
     assert vectors.shape == (11, 384)
@@ -253,7 +253,7 @@ def test_vectors_are_float32_unit_norm(fp32: LocalEmbeddings) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_empty_input(fp32: LocalEmbeddings) -> None:
     vectors = fp32.embed([])
     assert vectors.shape == (0, 384)
@@ -261,7 +261,7 @@ def test_empty_input(fp32: LocalEmbeddings) -> None:
     assert fp32.embed_documents([]) == []
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_order_is_kept_despite_length_sorting(fp32: LocalEmbeddings) -> None:
     # Lengths deliberately out of order, so sorted batches differ from input order.
     texts = [
@@ -281,7 +281,7 @@ def test_order_is_kept_despite_length_sorting(fp32: LocalEmbeddings) -> None:
     assert (similarity.argmax(axis=1) == np.arange(len(texts))).all()
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_progress_reports_every_batch(fp32: LocalEmbeddings) -> None:
     counts: list[int] = []
     fp32.embed(SENTENCES[:11], progress=counts.append)
@@ -290,7 +290,7 @@ def test_progress_reports_every_batch(fp32: LocalEmbeddings) -> None:
     assert all(1 <= c <= fp32.batch_size for c in counts)
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_similar_sentences_are_closer_than_unrelated(fp32: LocalEmbeddings) -> None:
     a, b, c = fp32.embed(
         [
@@ -302,7 +302,7 @@ def test_similar_sentences_are_closer_than_unrelated(fp32: LocalEmbeddings) -> N
     assert float(a @ b) > float(a @ c) + 0.2
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_bf16_agrees_with_fp32(fp32: LocalEmbeddings, bf16: LocalEmbeddings) -> None:
     assert bf16.backend == "bf16"
     reference = fp32.embed(SENTENCES)
@@ -314,7 +314,7 @@ def test_bf16_agrees_with_fp32(fp32: LocalEmbeddings, bf16: LocalEmbeddings) -> 
     assert cosines.min() >= 0.98
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_langchain_interface(fp32: LocalEmbeddings) -> None:
     assert isinstance(fp32, Embeddings)
     documents = fp32.embed_documents(SENTENCES[:3])
@@ -326,7 +326,7 @@ def test_langchain_interface(fp32: LocalEmbeddings) -> None:
     np.testing.assert_allclose(query, documents[1], atol=1e-5)
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_first_use_from_many_threads_loads_once() -> None:
     emb = LocalEmbeddings(backend="fp32")
     results: list[list[float]] = []
@@ -349,7 +349,7 @@ def test_first_use_from_many_threads_loads_once() -> None:
         np.testing.assert_allclose(row, results[0], atol=1e-5)
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_broken_weights_raise_model_error(tmp_path: Path) -> None:
     folder = tmp_path / "broken"
     src = default_model_path()
@@ -419,7 +419,7 @@ def test_fixture_passages_look_like_ingested_ones() -> None:
     assert max(len(p) for p in passages) <= 700
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 @pytest.mark.parametrize("backend", ["bf16", "openvino-fp32", "openvino-bf16"])
 def test_backend_agrees_with_fp32_on_passages(
     backend: str, passages: list[str], reference: np.ndarray, request: pytest.FixtureRequest
@@ -439,7 +439,7 @@ def test_backend_agrees_with_fp32_on_passages(
     assert same_top.mean() >= 0.99
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_openvino_tokeniser_matches_sentence_transformers(passages: list[str]) -> None:
     pytest.importorskip("openvino")
     from sentence_transformers import SentenceTransformer
@@ -464,7 +464,7 @@ def test_openvino_tokeniser_matches_sentence_transformers(passages: list[str]) -
         assert (got["input_ids"][:, width:] == tokeniser.pad_id).all()
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_openvino_model_is_cached_once_and_reused(ov_bf16: LocalEmbeddings, ov_cache: Path) -> None:
     folders = [p for p in ov_cache.iterdir() if p.is_dir()]
     assert len(folders) == 1  # no temporary conversion folder left behind
@@ -479,7 +479,7 @@ def test_openvino_model_is_cached_once_and_reused(ov_bf16: LocalEmbeddings, ov_c
     assert _cosines(vectors, ov_bf16.embed(SENTENCES[:4])).min() > 0.999
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_openvino_keeps_order_progress_and_query_interface(
     ov_bf16: LocalEmbeddings, fp32: LocalEmbeddings
 ) -> None:
@@ -497,7 +497,7 @@ def test_openvino_keeps_order_progress_and_query_interface(
     assert int(np.argmax(index @ np.asarray(query))) == int(np.argmax(index @ q32))
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_openvino_bulk_path_batches_by_tokens_and_matches_one_by_one(
     ov_bf16: LocalEmbeddings,
 ) -> None:
@@ -518,7 +518,7 @@ def test_openvino_bulk_path_batches_by_tokens_and_matches_one_by_one(
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("real_model")
 def test_openvino_broken_cache_says_what_to_do(
     ov_bf16: LocalEmbeddings, ov_cache: Path, tmp_path: Path
 ) -> None:

@@ -305,7 +305,6 @@ def test_huge_question_is_cut_to_the_limit(system: System) -> None:
     assert system.stats()["articles"] == BASE
 
 
-@pytest.mark.slow
 def test_question_with_lone_surrogate_is_answered(tmp_path: Path, real_embedder: object) -> None:
     s = System(Settings(index_dir=tmp_path / "index"), embedder=real_embedder)
     s.ingest([write_articles(tmp_path / "base", 2, seed=3)[0].parent])

@@ -32,7 +32,7 @@ def test_ruff_is_clean() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("processes")
 def test_mypy_is_clean() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600
