@@ -264,3 +264,21 @@ def test_watch_picks_up_new_and_deleted_files(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_common_options_after_the_subcommand(tmp_path: Path, cli_index: tuple[Path, Path]) -> None:
+    """``rag ingest DIR --index X`` and ``rag search Q --index X --json --k 1`` (RAG_INDEX_DIR
+    points elsewhere, so only the option can find the index)."""
+    _, articles = cli_index
+    index = tmp_path / "placed-after"
+    elsewhere = tmp_path / "unused"
+    r = rag("ingest", str(articles), "--index", str(index), "--json", index=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["added"]) == 5 and not elsewhere.exists()
+    r = rag(
+        "search", "bridge repair crew", "--index", str(index), "--json", "--k", "1", index=elsewhere
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["hits"]) == 1
+    r = rag("stats", "--k", "2", "--index", str(index), index=elsewhere)
+    assert r.returncode == 2 and "unrecognized arguments: --k" in r.stderr
