@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.cli.console import answer_json, hit_json, progress_bars, stream_answer
+from rag.cli.console import progress_bars, stream_answer
 from rag.cli.parser import build_parser, check_common
 from rag.errors import EXIT_BAD_INPUT, EXIT_OK, InputError, RagError, outcome
+from rag.serialize import answer_json, hit_json
 from rag.settings import Settings
 from rag.types import Filters
 
