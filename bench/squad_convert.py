@@ -1,11 +1,13 @@
 """Turn a SQuAD JSON file into an article folder plus a question file for ``rag.eval.runner``.
 
-    python bench/squad_convert.py SRC.json OUTDIR [--sample N] [--seed S]
+    python bench/squad_convert.py SRC.json OUTDIR [--sample N] [--seed S] [--not-in OTHER.json]
 
 Writes ``OUTDIR/articles/<safe-title>.txt`` (title line, blank line, paragraphs separated by
 blank lines) for every article, and ``OUTDIR/questions.jsonl``. With ``--sample`` a fixed random
 sample of N questions is kept (in dataset order); every article is still written, so the
-others act as distractors.
+others act as distractors. With ``--not-in`` only questions on articles that OTHER.json does not
+have are kept (SQuAD v2.0's dev articles are 35 of v1.1's 48, and its answerable questions are
+v1.1's: a set to tune on that shares no article with v2.0 needs this).
 """
 
 from __future__ import annotations
@@ -46,14 +48,24 @@ def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def convert(
-    src: str | Path, outdir: str | Path, sample: int | None = None, seed: int = 0
-) -> tuple[int, int]:
-    """Convert ``src`` into ``outdir``; returns (articles written, questions written)."""
+def _load(src: str | Path) -> dict[str, Any]:
     with open(src, encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)
     if not isinstance(data.get("data"), list):
         raise ValueError(f"{src}: not SQuAD JSON (no 'data' list)")
+    return data
+
+
+def convert(
+    src: str | Path,
+    outdir: str | Path,
+    sample: int | None = None,
+    seed: int = 0,
+    not_in: str | Path | None = None,
+) -> tuple[int, int]:
+    """Convert ``src`` into ``outdir``; returns (articles written, questions written)."""
+    data = _load(src)
+    skip = {str(a.get("title", "")) for a in _load(not_in)["data"]} if not_in else set()
     out = Path(outdir)
     articles_dir = out / "articles"
     articles_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +84,7 @@ def convert(
         body = "\n\n".join(p["context"].strip() for p in paragraphs)
         _write_atomic(articles_dir / name, f"{title.replace('_', ' ')}\n\n{body}\n")
         n_articles += 1
-        for p in paragraphs:
+        for p in paragraphs if title not in skip else []:
             for qa in p.get("qas", []):
                 impossible = bool(qa.get("is_impossible", False))
                 answers = [] if impossible else _dedupe([a["text"] for a in qa.get("answers", [])])
@@ -103,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("outdir", help="folder to write articles/ and questions.jsonl into")
     parser.add_argument("--sample", type=int, default=None, help="keep N random questions")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    parser.add_argument(
+        "--not-in", help="SQuAD JSON file: skip questions on the articles it has (kept as text)"
+    )
     args = parser.parse_args(argv)
-    n_articles, n_questions = convert(args.src, args.outdir, args.sample, args.seed)
+    n_articles, n_questions = convert(args.src, args.outdir, args.sample, args.seed, args.not_in)
     print(f"{n_articles} articles, {n_questions} questions -> {args.outdir}")
     return 0
 

@@ -378,3 +378,127 @@ def test_safe_title() -> None:
     assert conv.safe_title("Fresno,_California") == "Fresno,_California"
     assert conv.safe_title("a/b c?") == "a_b_c"
     assert conv.safe_title("..") == "untitled"
+
+
+# ---------------------------------------------------------------------------- reading step
+
+
+def test_exact_match_and_f1_use_squad_normalisation() -> None:
+    from rag.eval.metrics import exact_match, token_f1
+
+    assert exact_match("the Denver Broncos.", ["Denver Broncos"])
+    assert not exact_match("Denver", ["Denver Broncos"])
+    assert not exact_match("", ["Denver Broncos"])
+    assert token_f1("Denver", ["Denver Broncos"]) == pytest.approx(2 / 3)
+    assert token_f1("Denver Broncos", ["Carolina", "the Denver Broncos"]) == 1.0
+    assert token_f1("Carolina Panthers", ["Denver Broncos"]) == 0.0
+
+
+@dataclass(frozen=True)
+class ShortAnswer:
+    abstained: bool
+    citations: tuple[FakeCitation, ...]
+    text: str
+    short_answer: str
+    confidence: float
+
+
+def test_reading_step_counts_only_questions_with_gold_in_top5() -> None:
+    questions = [
+        EvalQuestion("a1", "q1", ("Broncos",), ("g.txt",)),  # gold at rank 1, read right
+        EvalQuestion("a2", "q2", ("Panthers",), ("g.txt",)),  # gold at rank 1, read wrong
+        EvalQuestion("a3", "q3", ("Levi",), ("g.txt",)),  # gold at rank 6: not in the reading step
+    ]
+    passages = {
+        "q1": [Passage("g.txt", "the Broncos won")],
+        "q2": [Passage("g.txt", "the Panthers lost")],
+        "q3": [Passage("x.txt", "-")] * 5 + [Passage("g.txt", "at Levi")],
+    }
+    replies = {
+        "q1": ShortAnswer(
+            False, (FakeCitation("The Broncos won."),), "The Broncos won. [1]", "the Broncos", 0.9
+        ),
+        "q2": ShortAnswer(
+            False,
+            (FakeCitation("Nope."), FakeCitation("Panthers")),
+            "Nope. [1] Panthers [2]",
+            "",
+            0.4,
+        ),
+        "q3": ShortAnswer(False, (FakeCitation("at Levi"),), "at Levi [1]", "Levi's", 0.2),
+    }
+    report = evaluate(questions, passages.__getitem__, replies.__getitem__)
+    assert report.n_gold_top5 == 2
+    assert report.reading_quote_hit == pytest.approx(1 / 2)  # a1 of a1, a2
+    assert report.reading_answer_hit == 1.0  # a2's answer holds Panthers in its second quote
+    assert report.answer_hit == 1.0
+    assert report.short_nonempty == pytest.approx(2 / 3)  # a1, a3
+    assert report.short_em == pytest.approx(1 / 2)  # "the Broncos" == "Broncos"; "Levi's" != "Levi"
+    assert [r.confidence for r in report.rows] == [0.9, 0.4, 0.2]
+
+
+def test_reliability_and_tradeoff() -> None:
+    from rag.eval.calibration import expected_calibration_error, reliability, tradeoff
+    from rag.eval.runner import QuestionResult
+
+    rows = [
+        QuestionResult("a", False, abstained=False, quote_hit=True, confidence=0.95),
+        QuestionResult("b", False, abstained=False, quote_hit=False, confidence=0.91),
+        QuestionResult("c", False, abstained=False, quote_hit=True, confidence=0.15),
+        QuestionResult("i", True, abstained=False, confidence=0.12),
+        QuestionResult("j", True, abstained=False, confidence=0.5),
+    ]
+    table = reliability(rows, bins=10)
+    assert [(b["lo"], b["n"]) for b in table] == [(0.1, 2), (0.5, 1), (0.9, 2)]
+    assert table[0]["accuracy"] == 0.5 and table[2]["accuracy"] == 0.5
+    assert table[2]["confidence"] == pytest.approx(0.93)
+    ece = (2 * abs(0.135 - 0.5) + 1 * 0.5 + 2 * abs(0.93 - 0.5)) / 5
+    assert expected_calibration_error(rows) == pytest.approx(ece)
+    curve = {round(r["threshold"], 2): r for r in tradeoff(rows, [0.0, 0.2, 0.6])}
+    assert curve[0.0]["abstain_impossible"] == 0.0 and curve[0.0]["abstain_answerable"] == 0.0
+    assert curve[0.2]["abstain_impossible"] == 0.5
+    assert curve[0.2]["abstain_answerable"] == pytest.approx(1 / 3)
+    assert curve[0.6]["abstain_impossible"] == 1.0
+    assert curve[0.6]["accuracy_answered"] == 0.5
+
+
+def test_reading_cache_round_trip(tmp_path: Path) -> None:
+    import numpy as np
+
+    from rag.answer.extractive import ExtractiveAnswerer
+    from rag.eval.cache import ReadingCache, build_cache
+    from rag.settings import Settings
+    from rag.types import Article, Chunk, Hit
+    from tests.conftest import HashEmbedder
+
+    text = "The bridge opened in 1932. It carried trains.\n\nThe ferry stopped in 1950."
+    art = Article(id="a1", source="/x/bridge.txt", title="Bridge", text=text)
+    chunks = [Chunk("c0", "a1", 0, 0, 45, text[:45]), Chunk("c1", "a1", 1, 47, 73, text[47:])]
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+    embedder = HashEmbedder()
+    questions = [EvalQuestion("q1", "When did the bridge open?", ("1932",), ("bridge.txt",))]
+
+    def search(q: str, v: np.ndarray) -> list[Hit]:
+        return [Hit(chunks[0], art, 0.9), Hit(chunks[1], art, 0.5, also_in=("/y/copy.txt",))]
+
+    cache = build_cache(search, embedder, lambda ts: [2.0] * len(ts), questions)
+    cache.save(tmp_path / "c")
+    loaded = ReadingCache.load(tmp_path / "c")
+    hits = loaded.hits("q1")
+    assert hits == search("", np.zeros(1))
+    assert np.allclose(loaded.question_vector("q1"), embedder.embed([questions[0].question])[0])
+    assert loaded.idf(["bridg", "open"]) == [2.0, 2.0]
+    cached = loaded.embedder()
+    assert np.allclose(cached.embed(["It carried trains."]), embedder.embed(["It carried trains."]))
+    with pytest.raises(KeyError, match="not in the cache"):
+        cached.embed(["never seen"])
+    assert np.allclose(
+        loaded.embedder(lambda: embedder).embed(["never seen"]), embedder.embed(["never seen"])
+    )
+    # The answerer reads the same from the cache as from the live parts.
+    live = ExtractiveAnswerer(
+        embedder, Settings(abstain_threshold=0.0), idf=lambda ts: [2.0] * len(ts)
+    )
+    offline = ExtractiveAnswerer(cached, Settings(abstain_threshold=0.0), idf=loaded.idf)
+    q = questions[0].question
+    assert live.answer(q, hits).text == offline.answer(q, hits, loaded.question_vector("q1")).text

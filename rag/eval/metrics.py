@@ -16,6 +16,7 @@ import math
 import re
 import string
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,11 +29,13 @@ __all__ = [
     "Passage",
     "QuoteLike",
     "contains_answer",
+    "exact_match",
     "ndcg_at",
     "normalize_answer",
     "score_answer",
     "score_retrieval",
     "source_matches",
+    "token_f1",
 ]
 
 KS: tuple[int, ...] = (1, 3, 5, 10)
@@ -73,6 +76,26 @@ def contains_answer(text: str, answers: Sequence[str]) -> bool:
     return _contains_normalized(normalize_answer(text), [normalize_answer(a) for a in answers])
 
 
+def exact_match(prediction: str, answers: Sequence[str]) -> bool:
+    """SQuAD exact match: the normalised prediction equals some normalised gold answer."""
+    pred = normalize_answer(prediction)
+    return bool(pred) and any(pred == normalize_answer(a) for a in answers)
+
+
+def token_f1(prediction: str, answers: Sequence[str]) -> float:
+    """SQuAD F1: the best word-overlap F1 of the normalised prediction with a gold answer."""
+    pred = normalize_answer(prediction).split()
+    best = 0.0
+    for a in answers:
+        gold = normalize_answer(a).split()
+        common = Counter(pred) & Counter(gold)
+        same = sum(common.values())
+        if same:
+            precision, recall = same / len(pred), same / len(gold)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
 def source_matches(source: str, gold: str) -> bool:
     """Whether a retrieved ``source`` path is the gold source (by file name or path ending)."""
     src = source.replace("\\", "/")
@@ -110,6 +133,11 @@ class AnswerLike(Protocol):
 
     @property
     def citations(self) -> Sequence[QuoteLike]: ...
+
+
+def _answer_text(ans: AnswerLike, quotes: Sequence[str]) -> str:
+    text = getattr(ans, "text", None)
+    return text if isinstance(text, str) else " ".join(quotes)
 
 
 # ---------------------------------------------------------------------------- per-question metrics
@@ -157,10 +185,28 @@ def score_retrieval(q: EvalQuestion, passages: Sequence[Passage], k: int = 10) -
 
 
 def score_answer(q: EvalQuestion, ans: AnswerLike) -> dict[str, Any]:
-    """Abstention and whether the first / any cited quote contains a gold answer."""
+    """Abstention; whether the answer text, its first and any cited quote contain a gold answer;
+    the short answer's SQuAD exact match and F1 (None when it is empty); the stated confidence.
+
+    ``short_answer`` and ``confidence`` are read when the answer has them (``rag.types.Answer``
+    does); an abstention has no short answer.
+    """
     quotes = [] if ans.abstained else [c.quote for c in ans.citations]
-    out: dict[str, Any] = {"abstained": bool(ans.abstained), "quote": quotes[0] if quotes else None}
+    short = "" if ans.abstained else str(getattr(ans, "short_answer", "") or "")
+    confidence = getattr(ans, "confidence", None)
+    out: dict[str, Any] = {
+        "abstained": bool(ans.abstained),
+        "quote": quotes[0] if quotes else None,
+        "short_answer": short,
+        "confidence": None if confidence is None else float(confidence),
+    }
     if not q.impossible and q.answers:
         out["quote_hit"] = bool(quotes) and contains_answer(quotes[0], q.answers)
         out["any_quote_hit"] = any(contains_answer(t, q.answers) for t in quotes)
+        out["answer_hit"] = not ans.abstained and contains_answer(
+            _answer_text(ans, quotes), q.answers
+        )
+        if short:
+            out["short_em"] = exact_match(short, q.answers)
+            out["short_f1"] = token_f1(short, q.answers)
     return out

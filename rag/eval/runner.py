@@ -43,7 +43,12 @@ class QuestionResult:
     abstained: bool | None = None
     quote_hit: bool | None = None
     any_quote_hit: bool | None = None
+    answer_hit: bool | None = None  # the answer's text contains a gold answer
     quote: str | None = None
+    short_answer: str | None = None
+    short_em: bool | None = None  # None when the short answer is empty
+    short_f1: float | None = None
+    confidence: float | None = None
     retrieve_ms: float | None = None
     answer_ms: float | None = None
 
@@ -73,6 +78,13 @@ class EvalReport:
     retrieve_ms: float | None
     answer_ms: float | None
     rows: tuple[QuestionResult, ...] = ()
+    answer_hit: float | None = None
+    n_gold_top5: int = 0
+    reading_answer_hit: float | None = None
+    reading_quote_hit: float | None = None
+    short_nonempty: float | None = None
+    short_em: float | None = None
+    short_f1: float | None = None
 
     def metrics(self) -> dict[str, float | int | None]:
         """The figures by display name (``hit@5``, ``mrr@10`` ...), in table order."""
@@ -88,6 +100,13 @@ class EvalReport:
             "ndcg@10": self.ndcg_at_10,
             "quote_hit": self.quote_hit,
             "any_quote_hit": self.any_quote_hit,
+            "answer_hit": self.answer_hit,
+            "n_gold_top5": self.n_gold_top5,
+            "reading_answer_hit": self.reading_answer_hit,
+            "reading_quote_hit": self.reading_quote_hit,
+            "short_nonempty": self.short_nonempty,
+            "short_em": self.short_em,
+            "short_f1": self.short_f1,
             "abstention_rate": self.abstention_rate,
             "false_abstention_rate": self.false_abstention_rate,
             "retrieve_ms": self.retrieve_ms,
@@ -144,6 +163,10 @@ def evaluate(
 def _aggregate(rows: Sequence[QuestionResult], k: int, answered: bool) -> EvalReport:
     ans_rows = [r for r in rows if not r.impossible]
     imp_rows = [r for r in rows if r.impossible]
+    # The reading step on its own: questions whose gold passage retrieval put in the top 5.
+    read_rows = [r for r in ans_rows if r.hits.get(5) and r.quote_hit is not None]
+    scored = [r for r in ans_rows if r.quote_hit is not None]  # answerable with gold answers
+    shorts = [r for r in scored if r.short_em is not None]
 
     def hit_rate(n: int) -> float | None:
         if n > k:
@@ -166,6 +189,13 @@ def _aggregate(rows: Sequence[QuestionResult], k: int, answered: bool) -> EvalRe
         ndcg_at_10=_mean([r.ndcg or 0.0 for r in ans_rows]),
         quote_hit=rate([r.quote_hit for r in ans_rows]) if answered else None,
         any_quote_hit=rate([r.any_quote_hit for r in ans_rows]) if answered else None,
+        answer_hit=rate([r.answer_hit for r in ans_rows]) if answered else None,
+        n_gold_top5=len(read_rows),
+        reading_answer_hit=rate([r.answer_hit for r in read_rows]) if answered else None,
+        reading_quote_hit=rate([r.quote_hit for r in read_rows]) if answered else None,
+        short_nonempty=rate([r.short_em is not None for r in scored]) if answered else None,
+        short_em=rate([r.short_em for r in shorts]) if answered else None,
+        short_f1=_mean([r.short_f1 or 0.0 for r in shorts]) if answered else None,
         abstention_rate=rate([r.abstained for r in imp_rows]) if answered else None,
         false_abstention_rate=rate([r.abstained for r in ans_rows]) if answered else None,
         retrieve_ms=_mean([r.retrieve_ms for r in rows if r.retrieve_ms is not None]),
@@ -177,7 +207,7 @@ def _aggregate(rows: Sequence[QuestionResult], k: int, answered: bool) -> EvalRe
 # ---------------------------------------------------------------------------- table
 
 
-_COUNTS = frozenset({"n", "n_answerable", "n_impossible"})
+_COUNTS = frozenset({"n", "n_answerable", "n_impossible", "n_gold_top5"})
 
 
 def _cell(value: float | int | None, integer: bool) -> str:
