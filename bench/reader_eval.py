@@ -22,7 +22,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rag.answer.entities import Entity, find_entities  # noqa: E402
 from rag.answer.extractive import ExtractiveAnswerer  # noqa: E402
+from rag.answer.short import EntityFinder  # noqa: E402
 from rag.eval.cache import ReadingCache, build_cache  # noqa: E402
 from rag.eval.calibration import reliability, tradeoff  # noqa: E402
 from rag.eval.metrics import Passage  # noqa: E402
@@ -64,13 +66,34 @@ def load_or_build(
     return cache
 
 
-def run(questions: list[EvalQuestion], cache: ReadingCache, settings: Settings) -> EvalReport:
+def entity_table(path: Path) -> EntityFinder:
+    """Entities precomputed by another tagger (JSON: text -> [[start, end, kind], ...]), e.g. to
+    compare spaCy's with the rules; texts it lacks fall back to the rules."""
+    table = json.loads(path.read_text(encoding="utf-8"))
+
+    def find(text: str) -> list[Entity]:
+        spans = table.get(text)
+        if spans is None:
+            return find_entities(text)
+        return [Entity(a, b, kind, text[a:b]) for a, b, kind in spans]
+
+    return find
+
+
+def run(
+    questions: list[EvalQuestion],
+    cache: ReadingCache,
+    settings: Settings,
+    entities: EntityFinder = find_entities,
+) -> EvalReport:
     def fallback():  # type: ignore[no-untyped-def]
         from rag.embedder import CheckedEmbeddings
 
         return CheckedEmbeddings(settings)
 
-    answerer = ExtractiveAnswerer(cache.embedder(fallback), settings, idf=cache.idf)
+    answerer = ExtractiveAnswerer(
+        cache.embedder(fallback), settings, idf=cache.idf, entities=entities
+    )
     by_text = {q.question: q for q in questions}
 
     def retrieve(text: str) -> list[Passage]:
@@ -91,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
     ap.add_argument("--curve", action="store_true", help="reliability table and trade-off curve")
     ap.add_argument("--json", type=Path, help="write the report (with rows) here")
+    ap.add_argument("--entities", type=Path, help="precomputed entities (JSON) instead of rules")
+    ap.add_argument(
+        "--min-confidence", type=float, help="abstention threshold (default: the setting)"
+    )
     args = ap.parse_args(argv)
 
     questions = load_questions(args.data / "questions.jsonl")
@@ -98,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         questions = questions[: args.limit]
     cache = load_or_build(args.data, args.index, args.cache, questions)
     settings = Settings(index_dir=args.index)
+    if args.min_confidence is not None:
+        settings = settings.model_copy(update={"min_confidence": args.min_confidence})
+    finder = entity_table(args.entities) if args.entities else find_entities
     t = time.perf_counter()
-    report = run(questions, cache, settings)
+    report = run(questions, cache, settings, finder)
     print(
         f"questions: {args.data / 'questions.jsonl'} ({len(questions)}); "
         f"read in {time.perf_counter() - t:.0f} s"

@@ -119,12 +119,12 @@ class Settings(BaseSettings):
 
     # --- answering ---------------------------------------------------------------------------
     max_quotes: int = Field(3, ge=1, le=10, description="Sentences quoted in an extractive answer.")
-    abstain_threshold: float = Field(
-        0.55,
-        ge=-1.0,
-        le=3.0,
-        description="Below this score of the best sentence (cosine to the question plus weighted "
-        "key-term overlap and answer-kind match) the answerer says the articles don't answer.",
+    min_confidence: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Below this confidence (the calibrated probability that the best quote answers "
+        "the question) the extractive answerer says the articles don't answer.",
     )
     min_coverage: float = Field(
         0.3,

@@ -139,6 +139,12 @@ class Answer:
     mode: str = "extractive"
     standalone_question: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The entity, number or date inside the first quote that answers ("" when none does), and its
+    # offsets in that quote's article: article_text[short_answer_start:short_answer_end].
+    short_answer: str = ""
+    short_answer_start: int | None = None
+    short_answer_end: int | None = None
+    confidence: float | None = None  # calibrated probability that the answer is right (0-1)
 
 
 @dataclass(frozen=True)

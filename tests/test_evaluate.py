@@ -497,8 +497,8 @@ def test_reading_cache_round_trip(tmp_path: Path) -> None:
     )
     # The answerer reads the same from the cache as from the live parts.
     live = ExtractiveAnswerer(
-        embedder, Settings(abstain_threshold=0.0), idf=lambda ts: [2.0] * len(ts)
+        embedder, Settings(min_confidence=0.0), idf=lambda ts: [2.0] * len(ts)
     )
-    offline = ExtractiveAnswerer(cached, Settings(abstain_threshold=0.0), idf=loaded.idf)
+    offline = ExtractiveAnswerer(cached, Settings(min_confidence=0.0), idf=loaded.idf)
     q = questions[0].question
     assert live.answer(q, hits).text == offline.answer(q, hits, loaded.question_vector("q1")).text

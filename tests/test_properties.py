@@ -105,7 +105,7 @@ def test_every_citation_slices_its_article_and_lies_in_its_passage(
             body = "\n\n".join(paragraphs)
             (folder / f"a{n}.txt").write_text(f"{title} {n}\n\n{body}\n", encoding="utf-8")
         system = System(
-            Settings(index_dir=Path(tmp) / "index", chunk_chars=chunk_chars, abstain_threshold=-1),
+            Settings(index_dir=Path(tmp) / "index", chunk_chars=chunk_chars, min_confidence=0.0),
             embedder=HashEmbedder(),
         )
         system.ingest([folder])

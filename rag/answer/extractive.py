@@ -1,5 +1,11 @@
 """The offline default answerer: quotes the sentences of the retrieved passages that best answer the question.
 
+Each sentence is scored on its similarity to the question, the question's key terms it holds, and
+whether it holds the kind of thing asked for (a person for "who", a date for "when" ...) that the
+question does not already name. The best one is quoted together with the sentence it refers back
+to, the short answer is the entity inside it that answers, and the confidence is a calibrated
+probability that the quote answers (below ``min_confidence`` the answerer abstains).
+
 Every quote is a verbatim slice of its article at the offsets given in its citation.
 """
 
@@ -12,57 +18,25 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rag.answer.abstention import abstain
+from rag.answer.confidence import confidence as calibrated
+from rag.answer.context import (
+    ArticleSentences,
+    article_sentences,
+    full_name_mention,
+    paragraph_at,
+    refers_back,
+)
+from rag.answer.entities import find_entities
+from rag.answer.kinds import answer_kind
+from rag.answer.short import EntityFinder, kind_match, new_entities, short_answer
 from rag.embedder import Embedder
 from rag.settings import Settings
-from rag.text.sentences import split_sentences
 from rag.text.shingles import containment, shingles
 from rag.text.terms import Idf, term_weights, weighted_share
 from rag.text.tokens import tokenize
 from rag.types import Answer, AnswerSentence, Citation, Hit
 
-_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b")
-_MONTH = re.compile(
-    r"\b(January|February|March|April|May|June|July|August|September|October|November|December|"
-    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec|Monday|Tuesday|Wednesday|Thursday|Friday|"
-    r"Saturday|Sunday|century|decade)\b"
-)
-_NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
-    r"fifty|hundred|thousand|million|billion|dozen|half|percent)\b",
-    re.IGNORECASE,
-)
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zà-ÿ]+(?:\s+[A-Z][a-zà-ÿ]+)*")
-
-
-def question_kind(question: str) -> str | None:
-    """The kind of thing asked for: 'date', 'number', 'name', 'place', or None."""
-    q = question.lower()
-    if re.search(
-        r"\b(when|what year|which year|what date|what century|what decade|how long ago)\b", q
-    ):
-        return "date"
-    if re.search(
-        r"\b(how many|how much|how long|how old|how far|how big|what percent|what number)\b", q
-    ):
-        return "number"
-    if re.search(r"\b(who|whom|whose)\b", q):
-        return "name"
-    if re.search(r"\bwhere\b", q):
-        return "place"
-    return None
-
-
-def kind_match(kind: str | None, sentence: str, question: str) -> float:
-    """1.0 when the sentence holds the kind of thing asked for (beyond what the question says)."""
-    if kind == "date":
-        return 1.0 if _YEAR.search(sentence) or _MONTH.search(sentence) else 0.0
-    if kind == "number":
-        return 1.0 if _NUMBER.search(sentence) else 0.0
-    if kind in ("name", "place"):
-        asked = {w.lower() for w in re.findall(r"\w+", question)}
-        names = [m.group(0) for m in _NAME.finditer(sentence)]
-        return 1.0 if any(n.split()[0].lower() not in asked for n in names) else 0.0
-    return 0.0
+__all__ = ["Candidate", "ExtractiveAnswerer", "Weights", "compose"]
 
 
 @dataclass(frozen=True)
@@ -75,44 +49,57 @@ class Candidate:
     text: str
     cosine: float  # embedding similarity to the question
     overlap: float  # share of the question's key terms (idf-weighted) found in the sentence
-    kind: float  # 1 when it holds the kind of thing asked for (a date for "when", ...)
+    kind: float  # 1 when it holds the kind of thing asked for that the question doesn't name
     prior: float  # 1 / (1 + rank of its passage)
     phrase: float = 0.0  # share of the question's consecutive key-term pairs found as pairs
+    context: float = 0.0  # key-term share the sentence before adds (question words nearby)
+    refers: float = 0.0  # 1 when it opens with a reference back ("He", "The company")
+    question: float = 0.0  # 1 when the sentence is itself a question
     score: float = 0.0
-    passage: tuple[int, int] | None = (
-        None  # article span to show as its passage (default: the hit's)
-    )
+    passage: tuple[int, int] | None = None  # article span to show as its passage (default: hit's)
+    focus: tuple[int, int] | None = None  # the sentence that scored, inside a widened quote
 
 
 @dataclass(frozen=True)
 class Weights:
-    """How the features combine; defaults chosen with bench/tune_answers.py on SQuAD."""
+    """How the features combine; fitted with bench/tune_answers.py on SQuAD v1.1 questions about
+    articles that SQuAD v2.0 does not have (docs/answers.md)."""
 
-    lexical: float = 0.8
-    kind: float = 0.3
-    rank: float = 0.08
-    phrase: float = 0.4
+    lexical: float = 1.01
+    kind: float = 0.37
+    rank: float = 0.16
+    phrase: float = 0.25
+    context: float = 0.48
+    refers: float = 0.05
+    question: float = -2.0  # a sentence that is a question is never the answer
 
-    def score(self, c: Candidate) -> float:
-        return (
-            c.cosine
-            + self.lexical * c.overlap
-            + self.kind * c.kind
-            + self.rank * c.prior
-            + self.phrase * c.phrase
+    def vector(self) -> np.ndarray:
+        return np.array(
+            [
+                1.0,
+                self.lexical,
+                self.kind,
+                self.rank,
+                self.phrase,
+                self.context,
+                self.refers,
+                self.question,
+            ]
         )
 
+    def score(self, c: Candidate) -> float:
+        return float(features(c) @ self.vector())
 
-def sentence_spans(hits: Sequence[Hit]) -> list[tuple[int, int, int, str]]:
-    """(hit index, start, end, text) of every sentence worth quoting in the hits' passages."""
-    spans = []
-    for i, hit in enumerate(hits):
-        base = hit.chunk.start
-        for s, e in split_sentences(hit.chunk.text):
-            text = hit.chunk.text[s:e]
-            if len(text) >= 12 and re.search(r"[A-Za-z]{3}", text):
-                spans.append((i, base + s, base + e, text))
-    return spans
+
+def features(c: Candidate) -> np.ndarray:
+    """The candidate's features in the order of :meth:`Weights.vector`."""
+    return np.array(
+        [c.cosine, c.overlap, c.kind, c.prior, c.phrase, c.context, c.refers, c.question]
+    )
+
+
+def _pairs(tokens: Sequence[str]) -> set[tuple[str, str]]:
+    return set(zip(tokens, tokens[1:], strict=False))
 
 
 class ExtractiveAnswerer:
@@ -124,44 +111,67 @@ class ExtractiveAnswerer:
         settings: Settings,
         idf: Idf | None = None,
         weights: Weights | None = None,
+        entities: EntityFinder = find_entities,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
         self.idf = idf
         self.weights = weights or Weights()
+        self.entities = entities
 
     def candidates(
         self, question: str, hits: Sequence[Hit], question_vector: np.ndarray | None = None
     ) -> list[Candidate]:
-        spans = sentence_spans(hits)
+        """Every sentence of the passages worth quoting, with its features and score."""
+        articles: dict[str, ArticleSentences] = {}
+        spans: list[tuple[int, int, int]] = []
+        for i, hit in enumerate(hits):
+            doc = articles.setdefault(hit.article.id, article_sentences(hit.article.text))
+            for s, e in doc.within(hit.chunk.start, hit.chunk.end):
+                text = doc.text[s:e]
+                if len(text) >= 12 and re.search(r"[A-Za-z]{3}", text):
+                    spans.append((i, s, e))
         if not spans:
             return []
         qvec = (
             question_vector if question_vector is not None else self.embedder.embed([question])[0]
         )
-        svecs = self.embedder.embed([t for *_, t in spans])
-        cosines = svecs @ np.asarray(qvec, dtype=np.float32)
+        texts = [hits[i].article.text[s:e] for i, s, e in spans]
+        cosines = self.embedder.embed(texts) @ np.asarray(qvec, dtype=np.float32)
         weights = term_weights(question, self.idf)
-        kind = question_kind(question)
-        out = []
+        kind = answer_kind(question)
         q_tokens = tokenize(question)
-        q_pairs = set(zip(q_tokens, q_tokens[1:], strict=False))
-        for (i, start, end, text), cos in zip(spans, cosines, strict=True):
+        q_terms = set(q_tokens)
+        q_pairs = _pairs(q_tokens)
+        out = []
+        for (i, start, end), text, cos in zip(spans, texts, cosines, strict=True):
+            doc = articles[hits[i].article.id]
             tokens = tokenize(text)
             found = set(tokens)
-            pairs = set(zip(tokens, tokens[1:], strict=False))
-            phrase = len(q_pairs & pairs) / len(q_pairs) if q_pairs else 0.0
             overlap = weighted_share(weights, found)
+            before = doc.neighbour(start, end, -1)
+            context = 0.0
+            if before is not None:
+                near = found | set(tokenize(doc.text[before[0] : before[1]]))
+                context = weighted_share(weights, near) - overlap
+            match = (
+                kind_match(kind, new_entities(text, q_terms, self.entities))
+                if kind != "other"
+                else 0.0
+            )
             c = Candidate(
-                i,
-                start,
-                end,
-                text,
-                float(cos),
-                overlap,
-                kind_match(kind, text, question),
-                1 / (1 + i),
-                phrase,
+                hit_index=i,
+                start=start,
+                end=end,
+                text=text,
+                cosine=float(cos),
+                overlap=overlap,
+                kind=match,
+                prior=1 / (1 + i),
+                phrase=len(q_pairs & _pairs(tokens)) / len(q_pairs) if q_pairs else 0.0,
+                context=context,
+                refers=1.0 if refers_back(text) else 0.0,
+                question=1.0 if text.rstrip("\"'”’) ").endswith("?") else 0.0,
             )
             out.append(replace(c, score=self.weights.score(c)))
         return out
@@ -170,29 +180,124 @@ class ExtractiveAnswerer:
         self, question: str, hits: Sequence[Hit], question_vector: np.ndarray | None = None
     ) -> Answer:
         cands = sorted(self.candidates(question, hits, question_vector), key=lambda c: -c.score)
-        if not cands or not self.answerable(cands):
+        cands = [c for c in cands if not c.question] or cands
+        if not cands:
             return abstain(question, hits)
-        if self.coverage(question, hits) < self.settings.min_coverage:
-            return abstain(
-                question, hits, ("the question's key terms are missing from the articles",)
-            )
-        chosen = [cands[0]]
-        chosen_shingles = [shingles(cands[0].text)]
+        coverage = self.coverage(question, hits)
+        chosen = self.choose(question, hits, cands)
+        answer = compose(question, hits, chosen)
+        kind = answer_kind(question)
+        span = self.short_span(question, hits, chosen[0], kind)
+        conf = calibrated(cands, coverage, kind, span is not None)
+        notes: tuple[str, ...] = ()
+        if coverage < self.settings.min_coverage:
+            notes = ("the question's key terms are missing from the articles",)
+        elif conf < self.settings.min_confidence:
+            notes = (f"confidence {conf:.2f} is below {self.settings.min_confidence:.2f}",)
+        if notes:
+            return replace(abstain(question, hits, notes), confidence=conf)
+        first = answer.citations[0]
+        short, s0, s1 = "", None, None
+        if span is not None:
+            s0, s1 = span
+            short = hits[chosen[0].hit_index].article.text[s0:s1]
+            assert first.start <= s0 < s1 <= first.end, "the short answer lies inside the quote"
+        return replace(
+            answer, short_answer=short, short_answer_start=s0, short_answer_end=s1, confidence=conf
+        )
+
+    def choose(
+        self, question: str, hits: Sequence[Hit], cands: Sequence[Candidate]
+    ) -> list[Candidate]:
+        """The quotes: the best sentence (with the sentence it refers back to, and the next one
+        when that one also answers), then up to ``max_quotes`` others that score close to it."""
+        top = self.widen(hits, cands[0], cands)
+        chosen = [top]
+        chosen_shingles = [shingles(top.text)]
         for c in cands[1:]:
             if len(chosen) >= self.settings.max_quotes or c.score < cands[0].score - 0.15:
                 break
+            if any(o.hit_index == c.hit_index and o.start <= c.start < o.end for o in chosen):
+                continue  # already inside a widened quote
             sh = shingles(c.text)
             if any(containment(sh, o) >= 0.5 for o in chosen_shingles):
                 continue  # says the same thing as a quote already chosen
             chosen.append(c)
             chosen_shingles.append(sh)
-        if question_kind(question) == "name":
-            chosen = name_the_person(question, hits, chosen)
-        return compose(question, hits, chosen)
+        if answer_kind(question) == "person":
+            extra = self.full_name(question, hits, chosen)
+            if extra is not None:
+                chosen.append(extra)
+        return chosen
 
-    def answerable(self, ranked: Sequence[Candidate]) -> bool:
-        """Whether the best sentence is relevant enough to answer from (else: abstain)."""
-        return ranked[0].score >= self.settings.abstain_threshold
+    def widen(self, hits: Sequence[Hit], top: Candidate, cands: Sequence[Candidate]) -> Candidate:
+        """The top sentence as one contiguous quote with the sentence(s) it refers back to, and
+        with the sentence after it when that one scores almost as well (they answer together)."""
+        article = hits[top.hit_index].article
+        doc = article_sentences(article.text)
+        start = doc.widen(top.start, top.end)
+        end = top.end
+        after = doc.neighbour(top.start, top.end, +1)
+        if after is not None:
+            nxt = next(
+                (c for c in cands[1:4] if c.hit_index == top.hit_index and c.start == after[0]),
+                None,
+            )
+            if nxt is not None and nxt.score >= top.score - 0.1 and nxt.refers:
+                end = nxt.end
+        if (start, end) == (top.start, top.end):
+            return replace(top, focus=(top.start, top.end))
+        chunk = hits[top.hit_index].chunk
+        passage = None
+        if start < chunk.start or end > chunk.end:
+            passage = (min(start, chunk.start), max(end, chunk.end))
+        return replace(
+            top,
+            start=start,
+            end=end,
+            text=article.text[start:end],
+            passage=passage,
+            focus=(top.start, top.end),
+        )
+
+    def full_name(
+        self, question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]
+    ) -> Candidate | None:
+        """For a "who" question whose quote calls the person by surname only, the sentence that
+        names them in full (quoted last, with its own paragraph as passage)."""
+        asked = {w.lower() for w in re.findall(r"\w+", question)}
+        quoted = " ".join(c.text for c in chosen)
+        for c in chosen:
+            text = hits[c.hit_index].article.text
+            span = full_name_mention(text, c.text, asked)
+            if span is None or text[span[0] : span[1]] in quoted:
+                continue
+            if any(o.hit_index == c.hit_index and o.start <= span[0] < o.end for o in chosen):
+                continue
+            return replace(
+                c,
+                start=span[0],
+                end=span[1],
+                text=text[span[0] : span[1]],
+                passage=paragraph_at(text, span[0]),
+                focus=None,
+            )
+        return None
+
+    def short_span(
+        self, question: str, hits: Sequence[Hit], top: Candidate, kind: str
+    ) -> tuple[int, int] | None:
+        """Article offsets of the short answer inside the first quote, or None."""
+        focus = top.focus or (top.start, top.end)
+        span = short_answer(
+            kind,
+            top.text,
+            (focus[0] - top.start, focus[1] - top.start),
+            set(tokenize(question)),
+            self.entities,
+            year_only=bool(re.search(r"\b(?:what|which) year\b", question, re.IGNORECASE)),
+        )
+        return None if span is None else (top.start + span[0], top.start + span[1])
 
     def coverage(self, question: str, hits: Sequence[Hit]) -> float:
         """The idf-weighted share of the question's key terms found anywhere in the passages.
@@ -209,73 +314,14 @@ class ExtractiveAnswerer:
         return weighted_share(weights, found)
 
 
-_PERSON = re.compile(r"\b[A-Z][a-zà-ÿ'’-]+\.?(?:\s+[A-Z][a-zà-ÿ'’-]+\.?)*\s+[A-Z][a-zà-ÿ'’-]+\b")
-_CAPITAL = re.compile(r"(?<=\s)[A-Z][a-zà-ÿ'’-]{2,}\b")
-
-
-def _paragraph(text: str, pos: int) -> tuple[int, int]:
-    start = text.rfind("\n\n", 0, pos)
-    end = text.find("\n\n", pos)
-    return (0 if start < 0 else start + 2, len(text) if end < 0 else end)
-
-
-def _sentence_at(text: str, pos: int) -> tuple[int, int] | None:
-    p0, p1 = _paragraph(text, pos)
-    for a, b in split_sentences(text[p0:p1]):
-        if p0 + a <= pos < p0 + b:
-            return p0 + a, p0 + b
-    return None
-
-
-def name_the_person(question: str, hits: Sequence[Hit], chosen: list[Candidate]) -> list[Candidate]:
-    """For "who" questions, make the quotes name the person.
-
-    News style names a person in full once and by surname or a description later, so the best
-    sentence may say "The 69-year-old general leads..." or "Trevino said...". Then the sentence
-    before it (when it names someone) joins the quote, and the article's first full mention of the
-    surname is quoted too.
-    """
-    asked = {w.lower() for w in re.findall(r"\w+", question)}
-    top = chosen[0]
-    article = hits[top.hit_index].article.text
-    if not any(m.group(0).split()[-1].lower() not in asked for m in _PERSON.finditer(top.text)):
-        chunk = hits[top.hit_index].chunk
-        before = [
-            (chunk.start + a, chunk.start + b)
-            for a, b in split_sentences(chunk.text)
-            if chunk.start + b <= top.start
-        ]
-        if before and "\n\n" not in article[before[-1][1] : top.start]:
-            a, _ = before[-1]
-            if any(w.lower() not in asked for w in _CAPITAL.findall(" " + article[a : top.start])):
-                top = replace(top, start=a, text=article[a : top.end])
-                chosen = [top, *chosen[1:]]
-    quoted = " ".join(c.text for c in chosen)
-    for c in list(chosen):
-        text = hits[c.hit_index].article.text
-        for surname in dict.fromkeys(_CAPITAL.findall(" " + c.text)):
-            if surname.lower() in asked:
-                continue
-            m = re.search(rf"\b(?:[A-Z][a-zà-ÿ'’-]+\.?\s+)+{re.escape(surname)}\b", text)
-            if m is None or m.group(0) in quoted or m.group(0).split()[0].lower() in asked:
-                continue
-            span = _sentence_at(text, m.start())
-            if span is None or any(o.start <= span[0] < o.end for o in chosen):
-                continue
-            extra = replace(
-                c,
-                start=span[0],
-                end=span[1],
-                text=text[span[0] : span[1]],
-                passage=_paragraph(text, span[0]),
-            )
-            return [*chosen, extra]
-    return chosen
-
-
 def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> Answer:
     """Number the quotes: the best one first, the others by passage rank and position, so quotes
-    from one passage read in order; quotes from outside the retrieved passages come last."""
+    from one passage read in order; quotes from outside the retrieved passages come last.
+
+    A citation's passage always holds its quote: the hit's passage, or for a quote that reaches
+    outside it the article span it comes from (then ``chunk_id`` names that span, not the hit's
+    chunk, so quotes from different places are never shown as one passage).
+    """
     first_rank: dict[int, int] = {}
     for rank, c in enumerate(chosen):
         first_rank.setdefault(c.hit_index, rank)
@@ -291,6 +337,7 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
         p0, p1 = c.passage or (hit.chunk.start, hit.chunk.end)
         if not p0 <= c.start < c.end <= p1:  # a quote widened past its passage: widen the passage
             p0, p1 = min(p0, c.start), max(p1, c.end)
+        own = (p0, p1) == (hit.chunk.start, hit.chunk.end)
         citations.append(
             Citation(
                 n=n,
@@ -303,7 +350,7 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
                 end=c.end,
                 score=round(hit.score, 4),
                 article_id=hit.article.id,
-                chunk_id=hit.chunk.id,
+                chunk_id=hit.chunk.id if own else f"{hit.article.id}:{p0}-{p1}",
                 date=hit.article.date,
                 url=hit.article.url,
                 also_in=hit.also_in,
