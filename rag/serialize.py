@@ -1,7 +1,11 @@
 """The JSON shapes of hits and answers: one definition for ``--json``, the HTTP API and exports.
 
-``article_text[start:end] == quote`` holds for every citation; offsets are characters of the
-cleaned article text.
+``article_text[start:end] == quote`` holds for every citation, and ``passage`` is
+``article_text[passage_start:passage_start + len(passage)]`` and holds the quote; offsets are
+characters of the cleaned article text. ``short_answer`` is ``article_text[short_answer_start:
+short_answer_end]`` of the first citation's article and lies inside its quote ("" and nulls when
+no single span answers); ``confidence`` is the calibrated probability (0-1) that the answer is
+right (null when the answerer gives none).
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ def hit_json(h: Hit) -> dict[str, Any]:
 def answer_json(a: Answer) -> dict[str, Any]:
     return {
         "answer": a.text,
+        "short_answer": a.short_answer,
+        "short_answer_start": a.short_answer_start,
+        "short_answer_end": a.short_answer_end,
+        "confidence": None if a.confidence is None else round(a.confidence, 4),
         "abstained": a.abstained,
         "mode": a.mode,
         "standalone_question": a.standalone_question,
@@ -40,6 +48,7 @@ def answer_json(a: Answer) -> dict[str, Any]:
                 "title": c.title,
                 "quote": c.quote,
                 "passage": c.passage,
+                "passage_start": c.passage_start,
                 "start": c.start,
                 "end": c.end,
                 "score": c.score,

@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     # --- answering ---------------------------------------------------------------------------
     max_quotes: int = Field(3, ge=1, le=10, description="Sentences quoted in an extractive answer.")
     min_confidence: float = Field(
-        0.2,
+        0.125,
         ge=0.0,
         le=1.0,
         description="Below this confidence (the calibrated probability that the best quote answers "

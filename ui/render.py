@@ -145,7 +145,48 @@ def answer_html(answer: Answer, key: str) -> str:
         )
         pos = b
     parts.append(_with_chips(text[pos:], key, numbers))
-    return f'<div class="answer">{"".join(parts)}</div>'
+    return f'<div class="answer">{_short_answer(answer, key)}{"".join(parts)}{_confidence(answer)}</div>'
+
+
+def _short_answer(answer: Answer, key: str) -> str:
+    """ "Harbor Lights — [1]": the short answer first, linked to the quote it is highlighted in."""
+    if not answer.short_answer or not answer.citations or answer.abstained:
+        return ""
+    n = answer.citations[0].n
+    return (
+        f'<div class="short-answer"><strong>{escape(answer.short_answer)}</strong> — '
+        f'<a class="cite-chip" href="#{anchor(key, n)}" title="show source {n}">{n}</a></div>'
+    )
+
+
+def _confidence(answer: Answer) -> str:
+    if answer.confidence is None:
+        return ""
+    c = answer.confidence
+    level = "high" if c >= 0.7 else "medium" if c >= 0.4 else "low"
+    return (
+        f' <span class="confidence conf-{level}" title="calibrated probability that the answer '
+        f'is right">confidence {c:.2f} ({level})</span>'
+    )
+
+
+def quote_spans(c: Citation, key: str, short: tuple[int, int] | None = None) -> list[Span]:
+    """The marks of a citation's quote inside its passage; with ``short`` (article offsets inside
+    the quote) the short answer is its own mark, so it stands out within the quote."""
+    base = c.passage_start
+    ident = anchor(key, c.n)
+    if short is None or not c.start <= short[0] < short[1] <= c.end:
+        return [Span(c.start - base, c.end - base, ident, "quote")]
+    pieces = [
+        (c.start, short[0], "quote"),
+        (short[0], short[1], "short"),
+        (short[1], c.end, "quote"),
+    ]
+    out = []
+    for a, b, cls in pieces:
+        if a < b:
+            out.append(Span(a - base, b - base, None if out else ident, cls))
+    return out
 
 
 def source_label(source: str, url: str | None = None) -> str:
@@ -215,10 +256,7 @@ def source_cards_html(
     for cites in groups.values():
         first = cites[0]
         numbers = "".join(f'<span class="card-n">{c.n}</span>' for c in cites)
-        spans = [
-            Span(c.start - c.passage_start, c.end - c.passage_start, anchor(key, c.n), "quote")
-            for c in cites
-        ]
+        spans = [s for c in cites for s in quote_spans(c, key, _short_span(answer, c))]
         quotes = " … ".join(f"“{escape(c.quote)}”" for c in cites)
         whole = ""
         text = texts.get(first.article_id)
@@ -242,6 +280,12 @@ def source_cards_html(
             f"{_also_in(first.also_in)}{whole}</details>"
         )
     return cards
+
+
+def _short_span(answer: Answer, c: Citation) -> tuple[int, int] | None:
+    if not answer.short_answer or answer.short_answer_start is None or c is not answer.citations[0]:
+        return None
+    return answer.short_answer_start, answer.short_answer_end or answer.short_answer_start
 
 
 def hit_card_html(
@@ -304,6 +348,12 @@ PAGE_CSS = """
 .passage { margin:.45em 0; line-height:1.55; }
 mark { background:#fff1a8; padding:0 .1em; border-radius:.15em; }
 mark.quote { background:#ffe066; }
+mark.short { background:#ffc933; font-weight:600; }
+.short-answer { font-size:1.1em; margin-bottom:.25em; }
+.confidence { font-size:.78em; padding:0 .4em; border-radius:.6em; white-space:nowrap; }
+.conf-high { background:#e6f4ea; color:#1e7b34; }
+.conf-medium { background:#fff4d6; color:#8a6100; }
+.conf-low { background:#fde8e8; color:#b42318; }
 mark:target { outline:2px solid #f08c00; background:#ffd43b; scroll-margin-top:6em; }
 .details-target { scroll-margin-top:6em; }
 details.whole { margin-top:.3em; }

@@ -4,7 +4,9 @@ A logistic model over what the answerer knows when it picks its quote: how well 
 scored, by how much it beat the best sentence elsewhere, how much of the question the passages
 cover, and whether the quote holds the kind of thing asked for. The coefficients were fitted with
 ``bench/calibrate.py`` on SQuAD v2.0 questions (answerable and impossible) of one half of its
-articles; docs/answers.md shows the reliability table measured on the other half.
+articles; docs/answers.md shows the reliability table measured on the other half. Half of those
+questions are unanswerable, so the probabilities assume that prior: on a collection where most
+questions are answerable they understate the chance of a right answer, but keep their order.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Scored(Protocol):
 
 
 # intercept, then one per signal in the order of :func:`signals`.
-COEFFICIENTS: tuple[float, ...] = (-4.0, 4.0, 2.0, 2.0, 0.5, 0.0, 0.5)
+COEFFICIENTS: tuple[float, ...] = (-3.227, 2.561, 0.307, -1.789, -0.736, 0.067, -0.056)
 
 
 def signals(ranked: Sequence[Scored], coverage: float, kind: str, has_short: bool) -> list[float]:

@@ -32,7 +32,7 @@ _PRONOUN = re.compile(
 # "The blockbuster won", "The 69-year-old general leads", "The company's shares": a definite
 # noun phrase of lower-case words (a name would be capitalised: "The Broncos" names itself).
 _DEFINITE = re.compile(
-    r"^[\"“'‘(]*(?:[Tt]he|[Tt]his|[Tt]hat|[Tt]hese|[Tt]hose)\s+(?:[a-z0-9][\w'’-]*\s+){0,3}?"
+    r"^[\"“'‘(]*(?:[Tt]he|[Tt]his|[Tt]hat|[Tt]hese|[Tt]hose)\s+(?:[a-z0-9][\w'’-]*,?\s+){0,6}?"
     r"[a-z][\w'’-]*(?:'s|’s)?\s+[a-z]"
 )
 

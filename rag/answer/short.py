@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from rag.answer.context import refers_back
 from rag.answer.entities import Entity, find_entities
 from rag.text.tokens import tokenize
 
@@ -79,8 +80,13 @@ def short_answer(
         if focus[0] <= i < focus[1] and any(t in question_terms for t in tokenize(word))
     ]
 
+    # "He leads the unit": asked who, the answer is whom the sentence refers back to.
+    widened = kind == "person" and focus[0] > 0 and refers_back(text[focus[0] : focus[1]])
+
     def rank(e: Entity) -> tuple[int, int, int, int]:
         inside = 0 if focus[0] <= e.start < focus[1] else 1
+        if widened:
+            inside = 1 - inside
         sure = 0 if e.kind == kind else 1 if e.kind in _WEAK[kind] else 2
         first = next((n for n, (i, _) in enumerate(words) if i >= e.start), len(words))
         last = next((n for n, (i, _) in enumerate(words) if i >= e.end), len(words))

@@ -35,8 +35,20 @@ def progress_bars() -> Any:
     return progress, close
 
 
+def confidence_label(confidence: float | None) -> str:
+    """ "confidence 0.83 (high)": the calibrated probability and a word for it; "" without one."""
+    if confidence is None:
+        return ""
+    word = "high" if confidence >= 0.7 else "medium" if confidence >= 0.4 else "low"
+    return f"confidence {confidence:.2f} ({word})"
+
+
 def _print_answer(a: Answer) -> None:
+    if a.short_answer and a.citations:
+        print(f"{a.short_answer} — [{a.citations[0].n}]")
     print(a.text)
+    if a.confidence is not None:
+        print(confidence_label(a.confidence))
     for note in a.notes:
         print(f"note: {note}")
     if a.abstained:
