@@ -118,3 +118,124 @@ def test_repeated_sentences_are_quoted_once() -> None:
 )
 def test_answer_kind(question: str, kind: str) -> None:
     assert answer_kind(question) == kind
+
+
+# ---------------------------------------------------------------------------- typed reading
+
+from pathlib import Path  # noqa: E402
+
+from rag.answer.context import refers_back  # noqa: E402
+from rag.answer.entities import find_entities  # noqa: E402
+from rag.serialize import answer_json  # noqa: E402
+
+ANSWERS = Path(__file__).parent / "fixtures" / "answers"
+
+
+def fixture_hits(name: str) -> list[Hit]:
+    text = (ANSWERS / name).read_text(encoding="utf-8")
+    return hits_for(text, title=text.splitlines()[0], parts=0)
+
+
+def test_quote_reaches_back_to_the_sentence_it_refers_to(answerer: ExtractiveAnswerer) -> None:
+    hits = fixture_hits("harbor_awards.txt")
+    answer = answerer.answer("Which film won best picture?", hits)
+    first = answer.citations[0]
+    # One contiguous verbatim span: the naming sentence and the one that refers back to it.
+    assert first.quote == (
+        "The movie Harbor Lights dominated the ceremony. "
+        "The blockbuster won best picture and best director."
+    )
+    text = hits[0].article.text
+    assert text[first.start : first.end] == first.quote
+    assert answer.short_answer == "Harbor Lights"
+    assert text[answer.short_answer_start : answer.short_answer_end] == "Harbor Lights"
+    assert first.start <= answer.short_answer_start < answer.short_answer_end <= first.end
+
+
+@pytest.mark.parametrize(
+    "question, short",
+    [
+        ("How many passengers did the ferry carry on its first crossing?", "212"),
+        ("When did the Tidewater ferry return to service?", "March 3"),
+        ("Who oversees the Tidewater crossing?", "Lucia Brandt"),
+    ],
+)
+def test_short_answer_is_the_entity_of_the_kind_asked_for(
+    answerer: ExtractiveAnswerer, question: str, short: str
+) -> None:
+    hits = fixture_hits("ferry_service.txt")
+    answer = answerer.answer(question, hits)
+    assert answer.short_answer.startswith(short)
+    assert answer.short_answer in answer.citations[0].quote
+    assert answer.confidence is not None and 0.0 <= answer.confidence <= 1.0
+
+
+def test_untyped_question_has_no_short_answer(answerer: ExtractiveAnswerer) -> None:
+    answer = answerer.answer("Why was the ferry out of service?", fixture_hits("ferry_service.txt"))
+    assert not answer.abstained and answer.short_answer == ""
+    assert answer.short_answer_start is None
+
+
+def test_sentence_that_is_a_question_is_never_the_answer(answerer: ExtractiveAnswerer) -> None:
+    text = (
+        "Harbor notes\n\nHow many passengers did the ferry carry?\n\n"
+        "Officials counted the crowd at the dock. The ferry carried 212 passengers."
+    )
+    answer = answerer.answer("How many passengers did the ferry carry?", hits_for(text, parts=0))
+    assert all(not c.quote.endswith("?") for c in answer.citations)
+
+
+def test_quote_outside_the_hit_carries_its_own_passage(answerer: ExtractiveAnswerer) -> None:
+    # Only the paragraph with the surname is retrieved; the full name is in another paragraph.
+    hits = hits_for(STORY, parts=0)[2:3]
+    answer = answerer.answer(
+        "Who leads the Sonora contingent of the federal preventive police?", hits
+    )
+    assert "Armando Trevino" in answer.text
+    for c in answer.citations:
+        assert STORY[c.passage_start : c.passage_start + len(c.passage)] == c.passage
+        assert c.quote in c.passage
+        if not hits[0].chunk.start <= c.start < hits[0].chunk.end:
+            assert c.chunk_id != hits[0].chunk.id  # not shown as the retrieved passage
+
+
+def test_answer_json_has_the_short_answer_inside_the_quote(answerer: ExtractiveAnswerer) -> None:
+    hits = fixture_hits("harbor_awards.txt")
+    out = answer_json(answerer.answer("Which film won best picture?", hits))
+    text = hits[0].article.text
+    assert out["short_answer"] == text[out["short_answer_start"] : out["short_answer_end"]]
+    first = out["citations"][0]
+    assert first["start"] <= out["short_answer_start"] < out["short_answer_end"] <= first["end"]
+    assert first["passage"][first["start"] - first["passage_start"] :].startswith(first["quote"])
+    assert 0.0 <= out["confidence"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "sentence, back",
+    [
+        ("He has 2,000 officers under his command.", True),
+        ("The blockbuster won best picture.", True),
+        ("The 69-year-old lean, white-haired, retired army general leads the unit.", True),
+        ("It was the first time.", True),
+        ("The Broncos won the game.", False),
+        ("Police chiefs met in Nogales on Tuesday.", False),
+    ],
+)
+def test_refers_back(sentence: str, back: bool) -> None:
+    assert refers_back(sentence) is back
+
+
+def test_entities() -> None:
+    found = {
+        (e.text, e.kind)
+        for e in find_entities(
+            "Mexican federal police Cmdr. Armando Trevino said on February 7, 2016, that "
+            "$216,000 went to the University of Wittenberg in the 1960s, about 6.4 nanometers."
+        )
+    }
+    assert ("Cmdr. Armando Trevino", "person") in found
+    assert ("February 7, 2016", "date") in found
+    assert ("$216,000", "number") in found
+    assert ("University of Wittenberg", "organisation") in found
+    assert ("1960s", "date") in found
+    assert ("6.4 nanometers", "number") in found

@@ -182,7 +182,7 @@ def quote_spans(c: Citation, key: str, short: tuple[int, int] | None = None) -> 
         (short[0], short[1], "short"),
         (short[1], c.end, "quote"),
     ]
-    out = []
+    out: list[Span] = []
     for a, b, cls in pieces:
         if a < b:
             out.append(Span(a - base, b - base, None if out else ident, cls))

@@ -25,7 +25,7 @@ _WEAK = {
     "person": {"name", "organisation"},
     "organisation": {"name", "person", "place"},
     "place": {"name", "organisation"},
-    "work": {"name"},
+    "work": {"name", "person", "place", "organisation"},
     "date": set(),
     "number": set(),
     "other": set(),
@@ -80,8 +80,13 @@ def short_answer(
         if focus[0] <= i < focus[1] and any(t in question_terms for t in tokenize(word))
     ]
 
-    # "He leads the unit": asked who, the answer is whom the sentence refers back to.
-    widened = kind == "person" and focus[0] > 0 and refers_back(text[focus[0] : focus[1]])
+    # "He leads the unit", "The blockbuster won": asked who or which film, the answer is what the
+    # sentence refers back to.
+    widened = (
+        kind in ("person", "organisation", "work")
+        and focus[0] > 0
+        and refers_back(text[focus[0] : focus[1]])
+    )
 
     def rank(e: Entity) -> tuple[int, int, int, int]:
         inside = 0 if focus[0] <= e.start < focus[1] else 1
