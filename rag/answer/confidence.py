@@ -30,7 +30,7 @@ class Scored(Protocol):
 
 
 # intercept, then one per signal in the order of :func:`signals`.
-COEFFICIENTS: tuple[float, ...] = (-3.227, 2.561, 0.307, -1.789, -0.736, 0.067, -0.056)
+COEFFICIENTS: tuple[float, ...] = (-3.158, 2.561, 0.305, -1.783, -0.581, -0.005, -0.281)
 
 
 def signals(ranked: Sequence[Scored], coverage: float, kind: str, has_short: bool) -> list[float]:
