@@ -41,7 +41,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_settings_table_is_current() -> None:
     docs = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     assert settings_table() in docs, (
-        "regenerate with: python -m rag.settings (and paste it into docs/settings.md)"
+        "regenerate with: rag settings (and paste it into docs/settings.md)"
     )
 
 
