@@ -5,7 +5,7 @@
 
 Data: see bench/scale_data.py (real BBC vectors + noisy copies; BBC titles as queries). Latency is
 one query at a time (as a question arrives), all index types interleaved query by query; median and
-95th percentile. ``auto`` is what rag/vectors.py builds at commit (IVF-SQ8, nprobe auto-tuned).
+95th percentile. ``auto`` is what rag/store/vectors.py builds at commit (IVF-SQ8, nprobe auto-tuned).
 Recall@10 is against exact float32 inner-product search over the same vectors.
 """
 

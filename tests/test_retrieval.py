@@ -101,3 +101,26 @@ def test_chain_is_a_runnable_from_question_to_answer(system: System) -> None:
     for c in answer.citations:
         assert system.reader().article(c.article_id).text[c.start : c.end] == c.quote
     assert chain.batch(["Who chairs the Meridian Fruit Cooperative?"])[0].citations
+
+
+def test_versions_that_disagree_on_a_fact_both_stay_in_the_results(tmp_path: Path) -> None:
+    """ferry_v1 says 212 passengers, ferry_v2 (updated) 231, ferry_reprint 212 like v1: the
+    reprint folds into v1's passage, v2's passage stays next to it."""
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    folder = tmp_path / "versions"
+    shutil.copytree(FIXTURES / "versions", folder)
+    s = System(Settings(index_dir=tmp_path / "index"), embedder=HashEmbedder())
+    s.ingest([folder])
+    hits = s.search("How many passengers did the ferry carry when it ran aground?", k=5)
+    passages = [h for h in hits if "passengers and a crew of nine" in h.chunk.text]
+    said = sorted("231" if "231 passengers" in h.chunk.text else "212" for h in passages)
+    assert said == ["212", "231"]
+    sources = {Path(h.article.source).name for h in passages} | {
+        Path(s).name for h in passages for s in h.also_in
+    }
+    assert {"ferry_v1.txt", "ferry_v2.txt", "ferry_reprint.txt"} <= sources
+    # Near-copies that agree still collapse: one passage for v1 and its reprint.
+    assert len(passages) == 2

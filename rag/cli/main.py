@@ -262,6 +262,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             return _cmd_inspect(settings, args)
         if args.command == "check":
             return _cmd_check(settings, args)
+        if args.command == "settings":
+            from rag.settings import settings_table
+
+            print(settings_table())
+            return EXIT_OK
         from rag.system import System, require_index
 
         system = System(settings)

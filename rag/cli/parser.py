@@ -27,6 +27,7 @@ USES: dict[str, tuple[str, ...]] = {
     "watch": ("index",),
     "delete": ("index", "json"),
     "eval": ("index", "json", "k"),
+    "settings": (),
 }
 COMMON = ("index", "json", "k", *_FILTERS)
 
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("questions", type=Path)
     ev.add_argument("--limit", type=int, help="only the first N questions")
     ev.add_argument("--no-answers", action="store_true", help="score retrieval only")
+
+    command("settings", "every RAG_* setting with its default and what it does (Markdown)")
     return p
 
 

@@ -15,6 +15,7 @@ from rag.text.sentences import split_sentences
 from rag.text.shingles import collapse, containment, shingles
 from rag.text.terms import term_weights, weighted_share
 from rag.text.tokens import tokenize
+from rag.text.versions import fact_differences
 from rag.types import Article, Chunk, Filters, Hit
 
 
@@ -141,11 +142,15 @@ class Retriever:
                 best, best_c = chunk, c
         if best is None or best_c < self.settings.collapse_threshold:
             return hit
+        if fact_differences(hit.chunk.text, best.text):
+            return hit  # the versions disagree here: cite this one as it is, the fullest too
         return replace(hit, chunk=best, article=fullest, also_in=(hit.article.source, *hit.also_in))
 
     def _collapse(self, hits: list[Hit]) -> list[Hit]:
         out = []
-        for kept, dups in collapse(hits, lambda h: h.chunk.text, self.settings.collapse_threshold):
+        for kept, dups in collapse(
+            hits, lambda h: h.chunk.text, self.settings.collapse_threshold, _disagree
+        ):
             others = [d.article.source for d in dups] + [s for d in dups for s in d.also_in]
             extra = [s for s in self.reader.sources_of(kept.article.id) if s != kept.article.source]
             also = tuple(
@@ -155,6 +160,11 @@ class Retriever:
             )
             out.append(replace(kept, also_in=also))
         return out
+
+
+def _disagree(a: Hit, b: Hit) -> bool:
+    """Two near-copies that give a different number, date or name: both stay in the results."""
+    return bool(fact_differences(a.chunk.text, b.chunk.text))
 
 
 @lru_cache(maxsize=20_000)

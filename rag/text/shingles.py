@@ -82,22 +82,26 @@ def jaccard(a: set[int], b: set[int]) -> float:
 
 
 def collapse(
-    items: Sequence[T], key_text: Callable[[T], str], threshold: float
+    items: Sequence[T],
+    key_text: Callable[[T], str],
+    threshold: float,
+    keep_apart: Callable[[T, T], bool] | None = None,
 ) -> list[tuple[T, list[T]]]:
     """Keep items in order, folding each near-copy of an earlier kept item into that item's list.
 
     An item is a near-copy when the containment of its shingles with a kept item's is
     ``>= threshold`` (and above 0: texts without words never collapse). It attaches to the
-    first, i.e. best-placed, such kept item.
+    first, i.e. best-placed, such kept item, unless ``keep_apart(kept, item)`` says the two must
+    both be shown (versions that disagree on a fact).
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
     kept: list[tuple[T, list[T], set[int]]] = []
     for item in items:
         sh = shingles(key_text(item))
-        for _, dups, kept_sh in kept:
+        for kept_item, dups, kept_sh in kept:
             c = containment(sh, kept_sh)
-            if c > 0.0 and c >= threshold:
+            if c > 0.0 and c >= threshold and not (keep_apart and keep_apart(kept_item, item)):
                 dups.append(item)
                 break
         else:

@@ -1,0 +1,72 @@
+"""Versions of a text: only differences that carry facts count, with offsets into each version."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.text.versions import fact_differences, words
+
+
+def kinds_and_texts(a: str, b: str) -> list[tuple[str, str, str]]:
+    return [(d.kind, d.a_text, d.b_text) for d in fact_differences(a, b)]
+
+
+def test_a_changed_number_date_or_name_is_a_difference() -> None:
+    assert kinds_and_texts(
+        "The ferry carried 212 passengers.", "The ferry carried 231 passengers."
+    ) == [("number", "212", "231")]
+    assert kinds_and_texts(
+        "The bridge opened in March 2009 after repairs.",
+        "The bridge opened in May 2010 after repairs.",
+    ) == [("date", "March 2009", "May 2010")]
+    assert kinds_and_texts(
+        "Officials met in Hermosillo on Monday.", "Officials met in Nogales on Monday."
+    ) == [("name", "Hermosillo", "Nogales")]
+    assert kinds_and_texts(
+        "Damage cost two million dollars.", "Damage cost three million dollars."
+    ) == [("number", "two", "three")]
+
+
+def test_harmless_differences_are_not_facts() -> None:
+    same = [
+        ("He said “we can’t wait,” she said.", 'He said "we can\'t wait," she said.'),
+        (
+            "A long-standing plan for the Arizona- Mexico border.",
+            "A longstanding plan for the Arizona-Mexico border.",
+        ),
+        ("It has 1,200 members.", "It has 1200 members."),
+        ("The deal was signed Thursday in Nogales.", "The deal was signed today in Nogales."),
+        ("Talks with Felipe Calderón went well.", "Talks with Felipe Calderon went well."),
+        ("It rained. The council met on Monday.", "The council met on Monday."),  # one is silent
+        ("Mohammed Farah won.", "Mohamed Farah won."),  # two spellings of one name
+    ]
+    for a, b in same:
+        assert fact_differences(a, b) == [], (a, b)
+
+
+def test_a_word_that_is_capitalised_only_at_a_sentence_start_is_not_a_name() -> None:
+    assert fact_differences("Crowds came. Rain fell later.", "Crowds came. Snow fell later.") == []
+
+
+def test_rewritten_prose_is_not_a_changed_fact() -> None:
+    a = "Officials in Washington said the plan, first proposed by the mayor, was sound."
+    b = "A spokesman described a completely different arrangement agreed with Ottawa last week."
+    assert fact_differences(a, b) == []
+
+
+def test_kinds_filter() -> None:
+    a, b = "In 2009 Smith paid 40 dollars.", "In 2010 Smyth paid 40 dollars."
+    assert {d.kind for d in fact_differences(a, b)} == {"date", "name"}
+    assert [d.kind for d in fact_differences(a, b, kinds=frozenset({"name"}))] == ["name"]
+
+
+@given(
+    st.text(alphabet=st.sampled_from(list("ab Cd 12.,-’'\n")), max_size=60), st.text(max_size=60)
+)
+def test_offsets_slice_back_and_a_text_never_differs_from_itself(a: str, b: str) -> None:
+    assert fact_differences(a, a) == []
+    for d in fact_differences(a, b):
+        assert a[d.a[0] : d.a[1]] == d.a_text and b[d.b[0] : d.b[1]] == d.b_text
+    for w in words(a):
+        assert a[w.start : w.end] == w.text
