@@ -202,3 +202,30 @@ def test_answer_with_sources_lists_numbered_references() -> None:
         "[2] Bridge reopens. https://e.org/b. \u201cThe toll is $5 and $x$ stays text.\u201d",
     ]
     assert answer_with_sources(answer("Nothing found.", ())) == "Nothing found."
+
+
+def test_short_answer_first_and_highlighted_inside_its_quote() -> None:
+    from dataclasses import replace
+
+    from ui.render import answer_html
+
+    c1 = cite(1, "Maria Lindqvist led the crew")
+    s0 = ARTICLE.index("Lindqvist")
+    a = replace(
+        answer("Maria Lindqvist led the crew [1]", (c1,)),
+        short_answer="Lindqvist",
+        short_answer_start=s0,
+        short_answer_end=s0 + len("Lindqvist"),
+        confidence=0.83,
+    )
+    out = answer_html(a, "k")
+    assert out.index('<div class="short-answer"><strong>Lindqvist</strong>') < out.index(
+        "led the crew"
+    )
+    assert 'href="#cite-k-1"' in out and "confidence 0.83 (high)" in out
+    (card,) = source_cards_html(a, "k")
+    # The whole quote is one mark (its chip's target); the short answer stands out inside it.
+    assert (
+        '<mark id="cite-k-1" class="quote">Maria <span class="short">Lindqvist</span> led the crew</mark>'
+        in card
+    )

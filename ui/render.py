@@ -61,6 +61,7 @@ class Span:
     end: int
     ident: str | None = None
     cls: str | None = None
+    inner: tuple[int, int] | None = None  # a part to stand out inside the mark (a short answer)
 
 
 def highlight(text: str, spans: Iterable[Span]) -> str:
@@ -73,15 +74,22 @@ def highlight(text: str, spans: Iterable[Span]) -> str:
             continue
         if clean and start < clean[-1].end:
             last = clean[-1]
-            clean[-1] = Span(last.start, max(last.end, end), last.ident, last.cls)
+            clean[-1] = Span(last.start, max(last.end, end), last.ident, last.cls, last.inner)
             continue
-        clean.append(Span(start, end, s.ident, s.cls))
+        clean.append(Span(start, end, s.ident, s.cls, s.inner))
     out, pos = [], 0
     for s in clean:
         out.append(escape(text[pos : s.start]))
         ident = f' id="{attr(s.ident)}"' if s.ident else ""
         cls = f' class="{attr(s.cls)}"' if s.cls else ""
-        out.append(f"<mark{ident}{cls}>{escape(text[s.start : s.end])}</mark>")
+        body = escape(text[s.start : s.end])
+        if s.inner is not None and s.start <= s.inner[0] < s.inner[1] <= s.end:
+            a, b = s.inner
+            body = (
+                f'{escape(text[s.start : a])}<span class="short">{escape(text[a:b])}</span>'
+                f"{escape(text[b : s.end])}"
+            )
+        out.append(f"<mark{ident}{cls}>{body}</mark>")
         pos = s.end
     out.append(escape(text[pos:]))
     return "".join(out)
@@ -171,22 +179,13 @@ def _confidence(answer: Answer) -> str:
 
 
 def quote_spans(c: Citation, key: str, short: tuple[int, int] | None = None) -> list[Span]:
-    """The marks of a citation's quote inside its passage; with ``short`` (article offsets inside
-    the quote) the short answer is its own mark, so it stands out within the quote."""
+    """The mark of a citation's quote inside its passage; with ``short`` (article offsets inside
+    the quote) the short answer stands out inside the mark."""
     base = c.passage_start
-    ident = anchor(key, c.n)
-    if short is None or not c.start <= short[0] < short[1] <= c.end:
-        return [Span(c.start - base, c.end - base, ident, "quote")]
-    pieces = [
-        (c.start, short[0], "quote"),
-        (short[0], short[1], "short"),
-        (short[1], c.end, "quote"),
-    ]
-    out: list[Span] = []
-    for a, b, cls in pieces:
-        if a < b:
-            out.append(Span(a - base, b - base, None if out else ident, cls))
-    return out
+    inner = None
+    if short is not None and c.start <= short[0] < short[1] <= c.end:
+        inner = (short[0] - base, short[1] - base)
+    return [Span(c.start - base, c.end - base, anchor(key, c.n), "quote", inner)]
 
 
 def source_label(source: str, url: str | None = None) -> str:
@@ -348,7 +347,7 @@ PAGE_CSS = """
 .passage { margin:.45em 0; line-height:1.55; }
 mark { background:#fff1a8; padding:0 .1em; border-radius:.15em; }
 mark.quote { background:#ffe066; }
-mark.short { background:#ffc933; font-weight:600; }
+mark .short { background:#ffc933; font-weight:600; }
 .short-answer { font-size:1.1em; margin-bottom:.25em; }
 .confidence { font-size:.78em; padding:0 .4em; border-radius:.6em; white-space:nowrap; }
 .conf-high { background:#e6f4ea; color:#1e7b34; }
