@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     index_dir: Path = Field(
         Path("rag_index"), description="Folder of the index (created on first ingest)."
     )
+    store: Literal["local"] = Field(
+        "local",
+        description="Where the index is kept: 'local', a folder on this machine (RAG_INDEX_DIR).",
+    )
 
     # --- embeddings --------------------------------------------------------------------------
     model: str = Field(

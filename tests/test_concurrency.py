@@ -229,7 +229,7 @@ def test_a_thread_keeps_its_snapshot_while_another_refreshes(tmp_path: Path) -> 
     emb = HashEmbedder()
     q = emb.embed(["When will the bridge in Ashford reopen?"])[0]
     hits = reader.dense_search(q, 50)
-    rows_before = reader.chunks([i for i, _ in hits])
+    rows_before = reader.passages([i for i, _ in hits])
     # Rewrite every article: in the new snapshot these row ids are other passages, or nothing.
     write_articles(folder, 10, seed=SEED, version=9)
     Ingestor(_settings(index), emb).run([folder])
@@ -237,7 +237,7 @@ def test_a_thread_keeps_its_snapshot_while_another_refreshes(tmp_path: Path) -> 
 
     def refresh_elsewhere() -> None:
         other["switched"] = reader.refresh()
-        other["rows"] = reader.chunks([i for i, _ in hits])
+        other["rows"] = reader.passages([i for i, _ in hits])
         other["snapshot"] = reader.manifest.snapshot
 
     t = threading.Thread(target=refresh_elsewhere)
@@ -245,7 +245,7 @@ def test_a_thread_keeps_its_snapshot_while_another_refreshes(tmp_path: Path) -> 
     t.join()
     assert other["switched"] and other["snapshot"] != reader.manifest.snapshot
     assert other["rows"] != rows_before
-    assert reader.chunks([i for i, _ in hits]) == rows_before  # but not for this thread
+    assert reader.passages([i for i, _ in hits]) == rows_before  # but not for this thread
     assert reader.refresh() and reader.manifest.snapshot == other["snapshot"]
 
 
@@ -281,8 +281,8 @@ def test_reader_threads_share_one_sqlite_connection_safely(tmp_path: Path) -> No
         try:
             for _ in range(100):
                 for i in ids:
-                    rowids = reader.rowids_of_article(i)
-                    rows = reader.chunks(rowids)
+                    rowids = reader.passage_ids(i)
+                    rows = reader.passages(rowids)
                     assert sorted(rows) == sorted(rowids)
                     assert np.all(reader.vectors_for(rowids[:1]) != 0)
         except BaseException as e:  # noqa: BLE001

@@ -72,9 +72,9 @@ def _child(
     def logged_commit(self: IndexWriter) -> Any:
         ids = sorted(r[0] for r in self.db.execute("SELECT id FROM articles"))
         log({"event": "begin", "ids": ids})
-        manifest = real_commit(self)
-        log({"event": "done", "snapshot": manifest.snapshot, "ids": ids})
-        return manifest
+        version = real_commit(self)
+        log({"event": "done", "snapshot": version, "ids": ids})
+        return version
 
     IndexWriter.commit = logged_commit  # type: ignore[method-assign]
     real_fsync = os.fsync

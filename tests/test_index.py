@@ -211,7 +211,7 @@ def test_faiss_results_equal_numpy_brute_force(tmp_path: Path, corpus_dir: Path)
     system = make_system(tmp_path, emb, fusion="dense")
     system.ingest([corpus_dir])
     reader = system.reader()
-    rowids = [r for a in reader.list_articles() for r in reader.rowids_of_article(a["id"])]
+    rowids = [r for a in reader.list_articles() for r in reader.passage_ids(a["id"])]
     matrix = reader.vectors_for(rowids)
     for question in ["who led the bridge repair", "frost heaters orchard", "robotics lab printers"]:
         q = emb.embed([question])[0]
@@ -327,9 +327,9 @@ def test_pipelined_ingest_embeds_each_passage_once_and_matches_one_batch(
     assert [r[0] for r in rows_got] == [r[0] for r in rows_want]
     # Every stored passage (all 20 articles) was embedded and is findable by its own text.
     for article in got.list_articles():
-        rowids = got.rowids_of_article(article["id"])
+        rowids = got.passage_ids(article["id"])
         assert rowids
-        for rowid, (chunk, art) in got.chunks(rowids).items():
+        for rowid, (chunk, art) in got.passages(rowids).items():
             top = got.dense_search(emb.embed([f"{art.title}\n{chunk.text}"])[0], 1)
             assert top[0][0] == rowid
 

@@ -190,12 +190,12 @@ def test_system_upgrades_at_commit_and_snapshot_verifies(
     system.ingest([corpus_dir])
     reader = system.reader()
     assert not is_exact(reader._snap.vectors)
-    snap = system.store.current_snapshot()
+    snap = system.store.folder.current_snapshot()
     assert verify_snapshot(snap, checksums=True) == []
     hits = system.search("the", k=3)
     assert hits
     first = hits[0]
-    assert reader.vectors_for([reader.rowids_of_article(first.article.id)[0]]).shape == (
+    assert reader.vectors_for([reader.passage_ids(first.article.id)[0]]).shape == (
         1,
         hash_embedder.dimension,  # type: ignore[attr-defined]
     )
@@ -205,8 +205,8 @@ def test_system_upgrades_at_commit_and_snapshot_verifies(
         encoding="utf-8",
     )
     system.ingest([corpus_dir])
-    assert verify_snapshot(system.store.current_snapshot(), checksums=True) == []
+    assert verify_snapshot(system.store.folder.current_snapshot(), checksums=True) == []
     assert system.search("kestrel nests estuary", k=1)[0].article.title.startswith("Kestrel")
     system.delete([first.article.source])
-    assert verify_snapshot(system.store.current_snapshot(), checksums=True) == []
+    assert verify_snapshot(system.store.folder.current_snapshot(), checksums=True) == []
     assert all(h.article.id != first.article.id for h in system.search("the", k=5))

@@ -175,10 +175,9 @@ def _cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from rag.store.folder import IndexStore, verify_snapshot
+    from rag.store.base import open_store
 
-    store = IndexStore(settings.index_dir)
-    problems = verify_snapshot(store.current_snapshot(), checksums=True)
+    problems = open_store(settings).check()
     if args.json:
         _print_json({"ok": not problems, "problems": problems})
     elif problems:

@@ -70,6 +70,14 @@ class IndexReader:
     def manifest(self) -> Manifest:
         return self._snap.manifest
 
+    @property
+    def version(self) -> str:
+        return self._snap.manifest.snapshot
+
+    def counts(self) -> tuple[int, int]:
+        m = self._snap.manifest
+        return m.articles, m.chunks
+
     def refresh(self) -> bool:
         """Move this thread to the newest committed snapshot; True if what it sees changed."""
         before = self._snap
@@ -98,8 +106,13 @@ class IndexReader:
             return self._snap.lexical.search(query, k)
         keep = set(allowed.tolist())
         # Filtered lexical search: over-fetch, then keep only allowed ids.
-        hits = self._snap.lexical.search(query, max(k * 4, k + len(keep) // 2))
-        return [(i, s) for i, s in hits if i in keep][:k]
+        fetch = max(k * 4, k + len(keep) // 2)
+        hits = self._snap.lexical.search(query, fetch)
+        kept = [(i, s) for i, s in hits if i in keep]
+        if len(kept) < k and len(hits) == fetch:  # the filter kept too few: score them all
+            hits = self._snap.lexical.search(query, len(self._snap.lexical))
+            kept = [(i, s) for i, s in hits if i in keep]
+        return kept[:k]
 
     def idf(self, terms: Sequence[str]) -> list[float]:
         return self._snap.lexical.idf(terms)
@@ -127,7 +140,7 @@ class IndexReader:
         cache[article_id] = article
         return article
 
-    def chunks(self, rowids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
+    def passages(self, rowids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
         if not rowids:
             return {}
         marks = ",".join("?" * len(rowids))
@@ -149,7 +162,7 @@ class IndexReader:
             out[int(r["rowid"])] = (chunk, article)
         return out
 
-    def rowids_of_article(self, article_id: str) -> list[int]:
+    def passage_ids(self, article_id: str) -> list[int]:
         rows = self._query(
             "SELECT rowid FROM chunks WHERE article_id = ? ORDER BY ordinal", (article_id,)
         )

@@ -6,15 +6,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from rag.store.base import NewArticle
 from rag.store.folder import (
     ARTICLE_COLUMNS,
     SCHEMA,
     IndexStore,
-    Manifest,
     empty_vectors,
     new_staging,
     open_metadata,
@@ -23,18 +22,7 @@ from rag.store.folder import (
 from rag.store.lexical import TUNED_B, TUNED_K1, LexicalIndex
 from rag.store.snapshot import Snapshot
 from rag.store.vectors import VectorPolicy, maybe_upgrade, remove_ids
-from rag.types import Article, Chunk
-
-
-@dataclass(frozen=True)
-class NewArticle:
-    """An article to add, with its passages; the four passage sequences line up."""
-
-    article: Article  # its pages (PDF page spans) are stored with it
-    chunks: Sequence[Chunk]
-    vectors: np.ndarray  # one row per passage
-    embed_hashes: Sequence[str]
-    lexical_texts: Sequence[str]  # what BM25 indexes for each passage
+from rag.text.minhash import Sketch
 
 
 class IndexWriter:
@@ -56,6 +44,7 @@ class IndexWriter:
         store.tidy()
         self.staging = new_staging(store)
         self.changed = False
+        self._sketches: dict[str, Sketch] = {}  # of the articles added by this session
         if store.exists():
             snap = Snapshot.open_current(store, model_id)
             src = snap.db
@@ -137,6 +126,8 @@ class IndexWriter:
                 )
                 rowids.append(cur.lastrowid)
             self.changed = True
+            if item.sketch is not None:
+                self._sketches[article.id] = item.sketch
         if rowids:
             # One FAISS add and one BM25 add for the whole batch: made per article, their
             # fixed per-call costs showed up in a profile of a BBC ingest.
@@ -189,6 +180,12 @@ class IndexWriter:
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
         self.changed = True
 
+    def regroup(self, threshold: float) -> None:
+        """Group near-duplicates again over every article (sketches of this session's reused)."""
+        from rag.ingest.dedup import group_near_duplicates
+
+        self.set_groups(group_near_duplicates(self.all_article_texts(), threshold, self._sketches))
+
     def set_groups(self, groups: dict[str, str]) -> None:
         current = dict(self.db.execute("SELECT id, group_id FROM articles").fetchall())
         for aid, old in current.items():
@@ -198,7 +195,7 @@ class IndexWriter:
                 self.changed = True
 
     # --- commit -------------------------------------------------------------------------------
-    def commit(self) -> Manifest:
+    def commit(self) -> str:
         """Publish the staged state as the new current snapshot, then keep staging on top of it."""
         # Past the exact-search threshold the vectors move to a trained IVF index (see rag/vectors).
         self.vectors = maybe_upgrade(self.vectors, self.vector_policy)
@@ -209,7 +206,7 @@ class IndexWriter:
         open_metadata(final / "meta.sqlite", readonly=True).backup(self.db)
         self.db.row_factory = sqlite3.Row
         self.changed = False
-        return Manifest.read(final)
+        return final.name
 
     def close(self) -> None:
         import shutil
