@@ -46,7 +46,7 @@ def tutorial_store(reader: IndexReader, n: int, model_path: str):  # type: ignor
 
         hf = HuggingFaceEmbeddings(model_name=model_path, model_kwargs={"device": "cpu"})
     ids = list(range(1, n + 1))
-    rows = reader.chunks(ids)
+    rows = reader.passages(ids)
     vecs = reader.vectors_for(ids)
     pairs = [(rows[i][0].text, vecs[j].tolist()) for j, i in enumerate(ids)]
     metas = [{"source": rows[i][1].source} for i in ids]

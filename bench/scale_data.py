@@ -36,7 +36,7 @@ def load_real(index_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     reader = IndexReader(IndexStore(index_dir))
     ids = np.sort(ids_of(reader._snap.vectors))
     vecs = reconstruct_many(reader._snap.vectors, ids)
-    rows = reader.chunks([int(i) for i in ids])
+    rows = reader.passages([int(i) for i in ids])
     texts = [rows[int(i)][0].text for i in ids]
     return vecs, ids, texts, str(reader._snap.path)
 
