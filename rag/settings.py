@@ -121,6 +121,20 @@ class Settings(BaseSettings):
         "(more lists are probed per query for a higher target).",
     )
 
+    merge_factor: int = Field(
+        10,
+        ge=2,
+        le=100,
+        description="Segments of about the same size that the local index merges into one "
+        "(each commit adds a small segment; a query searches about this many per size tier).",
+    )
+    merge_inline_max: int = Field(
+        20_000,
+        ge=1,
+        description="Most passages a merge may write during a commit; larger merges wait for "
+        "'rag compact' (or a long ingest that built that much), so adding a file stays fast.",
+    )
+
     # --- answering ---------------------------------------------------------------------------
     max_quotes: int = Field(3, ge=1, le=10, description="Sentences quoted in an extractive answer.")
     abstain_threshold: float = Field(

@@ -16,7 +16,6 @@ import pytest
 
 from rag.errors import InputError
 from rag.settings import Settings
-from rag.store.folder import IndexStore, verify_snapshot
 from rag.system import System
 from tests.conftest import FIXTURES, HashEmbedder
 from tests.synthetic import write_articles
@@ -38,7 +37,7 @@ def _ingest_hostile(system: System, folder: Path) -> tuple[object, list[dict[str
     report = system.ingest([folder])
     articles = system.reader().list_articles()
     assert sum("/base/" in str(a["source"]) for a in articles) == BASE
-    assert verify_snapshot(IndexStore(system.settings.index_dir).current_snapshot(), True) == []
+    assert system.store.check() == []
     return report, articles
 
 

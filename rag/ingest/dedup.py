@@ -8,18 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
-from rag.text.minhash import Sketch, candidate_pairs, sketch_texts
+from rag.text.minhash import Sketch, components, sketch_texts
 
 __all__ = ["Sketch", "group_near_duplicates", "sketch_texts"]
-
-
-def _find(parent: list[int], i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
 
 
 def group_near_duplicates(
@@ -56,23 +47,8 @@ def group_near_duplicates(
     missing = [i for i, doc_id in enumerate(ids) if doc_id not in known]
     made = dict(zip(missing, sketch_texts([docs[i][1] for i in missing]), strict=True))
     every = [made[i] if i in made else known[doc_id] for i, doc_id in enumerate(ids)]
-    sets = [s.shingles for s in every]
-    usable = [i for i, s in enumerate(sets) if len(s)]
-    if len(usable) < 2:
-        return {}
-    sig = np.stack([every[i].signature for i in usable])
-    parent = list(range(len(docs)))
-    for p, q in candidate_pairs(sig).tolist():
-        i, j = usable[p], usable[q]
-        shared = len(np.intersect1d(sets[i], sets[j], assume_unique=True))
-        if shared / min(len(sets[i]), len(sets[j])) >= threshold and shared > 0:
-            parent[_find(parent, i)] = _find(parent, j)
-
-    members: dict[int, list[int]] = {}
-    for i in range(len(docs)):
-        members.setdefault(_find(parent, i), []).append(i)
     groups: dict[str, str] = {}
-    for group in members.values():
+    for group in components(every, threshold):
         if len(group) < 2:
             continue
         fullest = max(group, key=lambda i: (len(docs[i][1]), -i))

@@ -17,7 +17,7 @@ import numpy as np
 from rag.text.shingles import MIX, finalize, shingle_array
 
 __all__ = ["N_BANDS", "N_PERM", "ROWS_PER_BAND", "Sketch", "band_keys", "candidate_pairs",
-           "sketch_texts"]  # fmt: skip
+           "components", "versions", "sketch_texts"]  # fmt: skip
 
 N_PERM = 128
 ROWS_PER_BAND = 2  # 64 bands of 2 rows: see rag.ingest.dedup for the recall this gives
@@ -114,3 +114,36 @@ def candidate_pairs(sig: np.ndarray, rows: int = ROWS_PER_BAND) -> np.ndarray:
         return np.zeros((0, 2), np.int64)
     pairs = np.sort(np.concatenate(found), axis=1)
     return np.unique(pairs, axis=0)
+
+
+def versions(a: Sketch, b: Sketch, threshold: float) -> bool:
+    """Whether two texts are versions of one story: the containment of their shingles
+    (shared / the smaller set) is at least ``threshold`` (and they share something)."""
+    if not len(a.shingles) or not len(b.shingles):
+        return False
+    shared = len(np.intersect1d(a.shingles, b.shingles, assume_unique=True))
+    return shared > 0 and shared / min(len(a.shingles), len(b.shingles)) >= threshold
+
+
+def components(sketches: Sequence[Sketch], threshold: float) -> list[list[int]]:
+    """The connected components (lists of positions, singletons included) of the "versions"
+    relation among ``sketches``, over LSH candidate pairs."""
+    parent = list(range(len(sketches)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    usable = [i for i, s in enumerate(sketches) if len(s.shingles)]
+    if len(usable) >= 2:
+        sig = np.stack([sketches[i].signature for i in usable])
+        for p, q in candidate_pairs(sig).tolist():
+            i, j = usable[p], usable[q]
+            if versions(sketches[i], sketches[j], threshold):
+                parent[find(i)] = find(j)
+    members: dict[int, list[int]] = {}
+    for i in range(len(sketches)):
+        members.setdefault(find(i), []).append(i)
+    return list(members.values())
