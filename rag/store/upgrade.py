@@ -125,6 +125,7 @@ def convert(folder: IndexFolder) -> None:
     tmp = folder.dir / f".{folder.rows_path.name}.{uuid.uuid4().hex}"
     db = sqlite3.connect(tmp, isolation_level=None)
     try:
+        db.execute("PRAGMA journal_mode=WAL")  # recorded in the file: readers never block a writer
         db.executescript(rows.SCHEMA)
         db.execute("BEGIN")
         n_articles = _copy_rows(old.db, db)
