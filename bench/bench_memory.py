@@ -34,23 +34,26 @@ def serve(folder: Path) -> None:
     from rag.embedder import CheckedEmbeddings
     from rag.retrieval.retriever import Retriever
     from rag.settings import Settings
-    from rag.store.folder import IndexStore
-    from rag.store.reader import IndexReader
+    from rag.store.local import LocalStore
 
     settings = Settings(index_dir=folder)
     embedder = CheckedEmbeddings(settings)
     embedder.embed(["warm up"])
     out["model"] = rss_mib()[0]
-    reader = IndexReader(IndexStore(folder), embedder.model_id)
+    reader = LocalStore(folder).reader(embedder.model_id)
     out["index_open"] = rss_mib()[0]
     retriever = Retriever(reader, embedder, settings)
     for q in titles(30, seed=11):
         retriever.search(q)
     out["after_30_queries"], out["peak"] = rss_mib()
-    snap = reader._snap.path
-    n = reader.manifest.chunks
-    sizes = {p.name: p.stat().st_size for p in snap.iterdir() if p.is_file()}
-    sizes["lexical/"] = sum(p.stat().st_size for p in (snap / "lexical").rglob("*") if p.is_file())
+    n = reader.counts()[1]
+    sizes = {"rows.sqlite": (folder / "rows.sqlite").stat().st_size, "vectors.faiss": 0,
+             "lexical/": 0, "ids.npy": 0}  # fmt: skip
+    for seg in (folder / "segments").iterdir():
+        sizes["vectors.faiss"] += (seg / "vectors.faiss").stat().st_size
+        sizes["ids.npy"] += (seg / "ids.npy").stat().st_size
+        sizes["lexical/"] += sum(p.stat().st_size for p in (seg / "lexical").iterdir())
+    out["segments"] = len(reader.segments())
     out["disk_bytes_per_passage"] = {k: round(v / n, 1) for k, v in sorted(sizes.items())}
     out["passages"] = n
     print(json.dumps(out))

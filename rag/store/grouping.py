@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Protocol
 
-from rag.text.minhash import Sketch, band_keys, components, sketch_texts, versions
+import numpy as np
+
+from rag.text.minhash import Sketch, band_keys, candidate_pairs, components, sketch_texts, versions
 
 __all__ = ["GroupRows", "regroup"]
 
@@ -23,8 +25,8 @@ __all__ = ["GroupRows", "regroup"]
 class GroupRows(Protocol):
     """What regrouping needs of a store (committed rows and this session's, alike)."""
 
-    def candidates(self, keys: Collection[int]) -> set[str]:
-        """Articles filed under any of these band keys."""
+    def candidates(self, keys: Collection[int]) -> dict[int, set[str]]:
+        """The articles filed under each of these band keys (keys without any: left out)."""
         ...
 
     def texts(self, ids: Collection[str]) -> dict[str, str]: ...
@@ -44,10 +46,15 @@ def _name(members: Collection[str], texts: Mapping[str, str]) -> str:
 
 
 def regroup(
-    rows: GroupRows, added: Mapping[str, Sketch], touched: Collection[str], threshold: float
+    rows: GroupRows,
+    added: Mapping[str, Sketch],
+    touched: Collection[str],
+    threshold: float,
+    others: bool = True,
 ) -> None:
     """Update the groups after ``added`` articles (with their sketches; all still stored) came
-    in and the groups ``touched`` lost members."""
+    in and the groups ``touched`` lost members. ``others``: whether articles other than the
+    added ones are stored (if not, no lookups are needed)."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
     parent: dict[str, str] = {}
@@ -70,14 +77,24 @@ def regroup(
         for comp in components(sketch_texts([texts[m] for m in members]), threshold):
             for i in comp:
                 union(members[i], members[comp[0]])
-    # A new article joins the groups of the stored articles it is a version of.
+    # A new article joins the groups of the articles it is a version of: among the new ones
+    # its candidates come from banding their signatures here, among the stored ones from the
+    # stored band keys.
     sketches: dict[str, Sketch] = dict(added)
-    partners: dict[str, set[str]] = {}
-    for aid, sketch in added.items():
-        find(aid)
-        if len(sketch.shingles):
-            keys = band_keys(sketch.signature.reshape(1, -1))[0]
-            partners[aid] = rows.candidates(keys.tolist()) - {aid}
+    usable = [a for a, s in added.items() if len(s.shingles)]
+    partners: dict[str, set[str]] = {a: set() for a in usable}
+    for a in added:
+        find(a)
+    if len(usable) > 1:
+        sig = np.stack([added[a].signature for a in usable])
+        for p, q in candidate_pairs(sig).tolist():
+            partners[usable[p]].add(usable[q])
+    if usable and others:
+        keys = band_keys(np.stack([added[a].signature for a in usable]))
+        filed = rows.candidates(set(keys.ravel().tolist()))
+        for a, row in zip(usable, keys.tolist(), strict=True):
+            for k in row:
+                partners[a].update(c for c in filed.get(k, ()) if c not in added)
     unknown = {c for cands in partners.values() for c in cands if c not in sketches}
     if unknown:
         texts = rows.texts(unknown)
@@ -95,9 +112,10 @@ def regroup(
     comps: dict[str, list[str]] = {}
     for a in parent:
         comps.setdefault(find(a), []).append(a)
-    everyone = [a for group in comps.values() for a in group]
-    lengths = rows.texts(everyone)
-    was = rows.groups_of(everyone)
+    # A new article alone stays without a group: only groups and former members need a look.
+    grouped = [a for group in comps.values() if len(group) > 1 for a in group]
+    lengths = rows.texts(grouped)
+    was = rows.groups_of([a for a in parent if len(comps[find(a)]) > 1 or a not in added])
     changes: dict[str, str | None] = {}
     sizes: dict[str, int] = {}
     for group in comps.values():

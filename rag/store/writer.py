@@ -195,40 +195,42 @@ class LocalWriter:
         made = dict(
             zip(missing, sketch_texts([items[i].article.text for i in missing]), strict=True)
         )
+        sketches: list[Sketch] = [made.get(i, item.sketch) for i, item in enumerate(items)]  # type: ignore[misc]
+        usable = [i for i, s in enumerate(sketches) if len(s.shingles)]
+        signatures = [sketches[i].signature for i in usable]
+        keys = dict(zip(usable, band_keys(np.stack(signatures)) if usable else [], strict=True))
         now = time.time()
+        lsh: list[tuple[int, int | None]] = []
+        chunk_rows: list[tuple[object, ...]] = []
         for i, item in enumerate(items):
-            a = item.article
-            sketch = made.get(i) or item.sketch
-            assert sketch is not None
-            keys = band_keys(sketch.signature.reshape(1, -1))[0] if len(sketch.shingles) else None
+            a, bands = item.article, keys.get(i)
             try:
                 num = self.db.execute(
                     f"INSERT INTO articles ({rows.ARTICLE_COLUMNS}, bands, added_at) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (a.id, a.source, a.title, a.text, a.date, a.author, a.url, a.site, None,
-                     rows.pages_json(a.pages), None if keys is None else keys.tobytes(), now),
+                     rows.pages_json(a.pages), None if bands is None else bands.tobytes(), now),
                 ).lastrowid  # fmt: skip
             except sqlite3.IntegrityError as e:
                 raise ValueError(f"article {a.id} is already in the index") from e
-            if keys is not None:
-                self.db.executemany(
-                    "INSERT OR IGNORE INTO lsh (key, art) VALUES (?, ?)",
-                    [(int(k), num) for k in keys.tolist()],
-                )
+            if bands is not None:
+                lsh += [(k, num) for k in bands.tolist()]
             pids = list(range(self._next_pid, self._next_pid + len(item.chunks)))
             self._next_pid += len(pids)
-            self.db.executemany(
-                'INSERT INTO chunks (pid, id, article_id, ordinal, start, "end", embed_hash) '
-                "VALUES (?,?,?,?,?,?,?)",
-                [(p, c.id, c.article_id, c.ordinal, c.start, c.end, h)
-                 for p, c, h in zip(pids, item.chunks, item.embed_hashes, strict=True)],
-            )  # fmt: skip
+            chunk_rows += [(p, c.id, c.article_id, c.ordinal, c.start, c.end, h)
+                           for p, c, h in zip(pids, item.chunks, item.embed_hashes, strict=True)]  # fmt: skip
             self.buffer.add(pids, item.vectors, item.lexical_texts)
             self._articles += 1
             self._passages += len(pids)
             self._session_added += len(pids)
-            self._added[a.id] = sketch
+            self._added[a.id] = sketches[i]
             self.changed = True
+        self.db.executemany("INSERT OR IGNORE INTO lsh (key, art) VALUES (?, ?)", lsh)
+        self.db.executemany(
+            'INSERT INTO chunks (pid, id, article_id, ordinal, start, "end", embed_hash) '
+            "VALUES (?,?,?,?,?,?,?)",
+            chunk_rows,
+        )
 
     def add_source(self, source: str, article_id: str, root: str | None) -> None:
         """Point ``source`` at an article, dropping whatever it pointed at before."""
@@ -291,7 +293,8 @@ class LocalWriter:
         """Update the near-duplicate groups for what was added and removed since the last call."""
         added = {a: s for a, s in self._added.items() if s is not None}
         if added or self._touched:
-            grouping.regroup(_GroupRows(self.db), added, self._touched, threshold)
+            others = self._articles > len(added)  # stored articles a new one may be a version of
+            grouping.regroup(_GroupRows(self.db), added, self._touched, threshold, others)
         self._added.clear()
         self._touched.clear()
 
@@ -388,9 +391,12 @@ class _GroupRows:
             out += self.db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
         return out
 
-    def candidates(self, keys: Collection[int]) -> set[str]:
-        sql = "SELECT DISTINCT a.id FROM lsh l JOIN articles a ON a.num = l.art WHERE l.key IN ({})"
-        return {r[0] for r in self._in(sql, sorted(keys))}
+    def candidates(self, keys: Collection[int]) -> dict[int, set[str]]:
+        sql = "SELECT l.key, a.id FROM lsh l JOIN articles a ON a.num = l.art WHERE l.key IN ({})"
+        out: dict[int, set[str]] = {}
+        for key, aid in self._in(sql, sorted(keys)):
+            out.setdefault(key, set()).add(aid)
+        return out
 
     def texts(self, ids: Collection[str]) -> dict[str, str]:
         return {r[0]: r[1] for r in self._in("SELECT id, text FROM articles WHERE id IN ({})",
