@@ -139,7 +139,7 @@ def section_add(args: argparse.Namespace) -> None:
     files = args.work / "files"
     files.mkdir(parents=True, exist_ok=True)
     adds = []
-    for k, paragraphs in enumerate([1, 60, 1, 60]):  # ~1 and ~100 passages of 1,100 chars
+    for k, paragraphs in enumerate([1, 195, 1, 195]):  # 1 and about 100 passages
         path = files / f"add-{k}.txt"
         path.write_text(article(10_000 + k, paragraphs), encoding="utf-8")
         adds.append(("1-passage" if paragraphs == 1 else "100-passage", path))

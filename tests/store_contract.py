@@ -230,6 +230,9 @@ class StoreContract:
             w.add_source(edited.article.source, edited.article.id, "/data")
             assert w.changed and not w.has_article(gone.id)
             assert ("/elsewhere/copy.txt", None) in w.sources()
+            synced = w.sources(["/data"])
+            assert synced and {r for _, r in synced} == {"/data"}
+            assert ("/data/news/renamed.txt", "/data") in synced and w.sources(["/nowhere"]) == []
             w.regroup(0.5)
             w.commit()
         reader = store.reader(MODEL)

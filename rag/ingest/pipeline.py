@@ -332,8 +332,10 @@ class Ingestor:
         A file that exists but failed to load this time keeps its indexed version.
         """
         roots = {root for _, root in files if root is not None}
+        if not roots:
+            return  # only files were named: nothing is synced
         on_disk = {str(p) for p, _ in files}
-        for source, root in writer.sources():
+        for source, root in writer.sources(roots):
             if root not in roots or source in seen:
                 continue
             file = source.split("#", 1)[0] if source not in on_disk else source

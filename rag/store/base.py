@@ -11,7 +11,7 @@ Every backend passes the contract suite in ``tests/store_contract.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -117,8 +117,9 @@ class StoreWriter(Protocol):
 
     def source_article(self, source: str) -> str | None: ...
 
-    def sources(self) -> list[tuple[str, str | None]]:
-        """Every (source, root folder it was synced from or None)."""
+    def sources(self, roots: Collection[str] | None = None) -> list[tuple[str, str | None]]:
+        """Every (source, root folder it was synced from or None); with ``roots``, only the
+        sources synced from those folders."""
         ...
 
     def has_article(self, article_id: str) -> bool: ...

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_group ON articles(group_id) WHERE group_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS sources (source TEXT PRIMARY KEY, article_id TEXT NOT NULL, root TEXT);
 CREATE INDEX IF NOT EXISTS sources_article ON sources(article_id);
+CREATE INDEX IF NOT EXISTS sources_root ON sources(root) WHERE root IS NOT NULL;
 CREATE TABLE IF NOT EXISTS chunks (
     pid INTEGER PRIMARY KEY, id TEXT NOT NULL, article_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, embed_hash TEXT NOT NULL

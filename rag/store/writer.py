@@ -145,8 +145,11 @@ class LocalWriter:
         found = row.fetchone()
         return found[0] if found else None
 
-    def sources(self) -> list[tuple[str, str | None]]:
-        return [(r[0], r[1]) for r in self.db.execute("SELECT source, root FROM sources")]
+    def sources(self, roots: Collection[str] | None = None) -> list[tuple[str, str | None]]:
+        if roots is None:
+            return [(r[0], r[1]) for r in self.db.execute("SELECT source, root FROM sources")]
+        return [(r[0], r[1]) for r in _GroupRows(self.db)._in(
+            "SELECT source, root FROM sources WHERE root IN ({})", sorted(roots))]  # fmt: skip
 
     def has_article(self, article_id: str) -> bool:
         found = self.db.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone()
