@@ -70,6 +70,10 @@ class System:
 
         return Ingestor(self.settings, self.embedder, progress).run(paths, sync=sync)
 
+    def compact(self) -> None:
+        """Merge the index into as few parts as it allows (maintenance; never needed to add)."""
+        self.store.compact(self.embedder.model_id)
+
     def delete(self, sources: Sequence[str]) -> IngestReport:
         from rag.ingest.pipeline import Ingestor
 

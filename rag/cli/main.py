@@ -226,6 +226,17 @@ def _cmd_delete(system: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_compact(system: Any, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    system.compact()
+    seconds = time.perf_counter() - started
+    if args.json:
+        _print_json({"index_dir": str(system.settings.index_dir), "seconds": round(seconds, 3)})
+    else:
+        print(f"index {system.settings.index_dir} compacted in {seconds:.1f} s")
+    return EXIT_OK
+
+
 def _cmd_eval(system: Any, args: argparse.Namespace) -> int:
     from rag.eval.metrics import Passage
     from rag.eval.questions import load_questions
@@ -277,6 +288,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             "ask": _cmd_ask,
             "stats": _cmd_stats,
             "delete": _cmd_delete,
+            "compact": _cmd_compact,
             "eval": _cmd_eval,
             "chat": _cmd_chat,
             "watch": _cmd_watch,

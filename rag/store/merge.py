@@ -59,20 +59,17 @@ class MergePolicy:
         tiers: dict[int, list[SegmentSize]] = {}
         for s in segments:
             tiers.setdefault(self.tier(s.live), []).append(s)
-        cheapest: list[SegmentSize] | None = None
         for tier in sorted(tiers):
             group = sorted(tiers[tier], key=lambda s: (s.live, s.name))
             if len(group) >= self.factor:
                 pick = group[: self.factor]
                 if sum(s.live for s in pick) <= budget:
                     return [s.name for s in pick]
-                cheapest = cheapest or pick
         for s in sorted(segments, key=lambda s: s.live):
             if s.docs - s.live > self.deletes_max * s.docs and s.live <= budget:
                 return [s.name]
-        if len(segments) > self.max_segments:
-            pick = cheapest or sorted(segments, key=lambda s: (s.live, s.name))[: self.factor]
-            return [s.name for s in pick]
+        if len(segments) > self.max_segments:  # the cheapest merge, whatever it costs
+            return [s.name for s in sorted(segments, key=lambda s: (s.live, s.name))[: self.factor]]
         return None
 
     def plan_all(self, segments: Sequence[SegmentSize]) -> list[str] | None:
