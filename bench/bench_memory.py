@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import scale_data
 from scale_data import loadavg, titles
 
 
@@ -67,7 +68,10 @@ def main() -> None:
         "--exact-max", type=int, help="as given to bench_query.py (default: the setting's default)"
     )
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--bbc", type=Path, help="bbc_news.jsonl (titles are the queries)")
     args = ap.parse_args()
+    if args.bbc:
+        scale_data.BBC = args.bbc
     if args.serve:
         serve(args.serve)
         return
@@ -87,7 +91,7 @@ def main() -> None:
                 f"{folder} does not exist: make it first with bench/bench_query.py --sizes {n}"
             )
         res = subprocess.run(
-            [sys.executable, __file__, "--serve", str(folder)],
+            [sys.executable, __file__, "--serve", str(folder), "--bbc", str(scale_data.BBC)],
             capture_output=True,
             text=True,
             check=True,

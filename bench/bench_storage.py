@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import scale_data
 from scale_data import build_scaled_index, loadavg, percentiles, scaled_vectors, titles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,13 +52,17 @@ def written():
     for line in open("/proc/self/io"):
         if line.startswith("write_bytes:"):
             return int(line.split()[1])
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 s = System(Settings(index_dir=sys.argv[1]))
 s.embedder.embed(["warm up"])
 w0, t1 = written(), time.perf_counter()
 r = s.ingest([sys.argv[2]])
 t2 = time.perf_counter()
 print(json.dumps({"load": t1 - t0, "seconds": t2 - t1, "written": written() - w0,
-                  "added": len(r.added), "passages": r.chunks_embedded}))
+                  "added": len(r.added), "passages": r.chunks_embedded, "peak": peak()}))
 """
 
 _OLD_QUERY_CHILD = """
@@ -94,15 +99,10 @@ def child(args: list[str], tree: Path) -> Any:
 
 
 def peak_of(args: list[str], tree: Path) -> tuple[dict[str, Any], float]:
-    """Like :func:`child`, with the peak RSS of this child alone (os.wait4)."""
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env(tree), cwd=tree)  # fmt: skip
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"child {' '.join(args[:2])} failed")
-    return json.loads(out.decode().strip().splitlines()[-1]), usage.ru_maxrss / 1024
+    """Like :func:`child`, with the child's peak RSS as it reports it (VmHWM after exec: the
+    rusage of a forked child would count this process's pages too)."""
+    got = child(args, tree)
+    return got, float(got["peak"])
 
 
 def article(seed: int, paragraphs: int) -> str:
@@ -186,8 +186,10 @@ def watch_child(folder: Path, files: Path, count: int) -> None:
         t = time.perf_counter()
         system.ingest([files])
         seconds.append(time.perf_counter() - t)
+    status = Path("/proc/self/status").read_text()
+    peak = int(status.split("VmHWM:")[1].split()[0]) / 1024  # the writer's, before a reader opens
     reader = system.reader()
-    print(json.dumps({"seconds": seconds, "written": written() - w0,
+    print(json.dumps({"seconds": seconds, "written": written() - w0, "peak": peak,
                       "segments": reader.segments(), "passages": reader.counts()[1]}))  # type: ignore[attr-defined]  # fmt: skip
 
 
@@ -232,32 +234,39 @@ def section_query(args: argparse.Namespace) -> None:
         merged = fresh_copy(watched, args.work / f"merged-{n}")
         LocalStore(merged).compact(emb.model_id)
         exact = exact_vectors(args, n, LocalStore(watched).reader())
+        # Both indexes open at once, queried in turn question by question (each first half the
+        # time): a busy machine then slows both alike.
+        sides = []
         for label, folder in (("after simulation", watched), ("one merged segment", merged)):
             reader = LocalStore(folder).reader(emb.model_id)
-            ret = Retriever(reader, emb, settings)
-            lat: dict[str, list[float]] = {"dense": [], "bm25": [], "retrieve": []}
-            hits = 0
-            for i, q in enumerate([*qs[:3], *qs]):
+            sides.append((label, reader, Retriever(reader, emb, settings)))
+        lat = {s[0]: {"dense": [], "bm25": [], "retrieve": []} for s in sides}
+        hits = dict.fromkeys(lat, 0)
+        for i, q in enumerate([*qs[:3], *qs]):
+            for label, reader, ret in (
+                sides if i % 2 else sides[::-1]
+            ):  # each goes first half the time
                 qv = ret.embed_query(q)
                 t0 = time.perf_counter()
                 dense = reader.dense_search(qv, settings.fetch_k)
                 t1 = time.perf_counter()
                 reader.lexical_search(q, settings.fetch_k)
                 t2 = time.perf_counter()
-                ret.search(q)
+                ret.search(q)  # embeds the question again, as a real query does
                 t3 = time.perf_counter()
                 if i >= 3:
-                    lat["dense"].append(t1 - t0)
-                    lat["bm25"].append(t2 - t1)
-                    lat["retrieve"].append(t3 - t2)
+                    lat[label]["dense"].append(t1 - t0)
+                    lat[label]["bm25"].append(t2 - t1)
+                    lat[label]["retrieve"].append(t3 - t2)
                     ids, vecs = exact
                     top = ids[np.argsort(-(vecs @ qv))[:10]]
-                    hits += len(set(top.tolist()) & {p for p, _ in dense[:10]})
-            cells = ["{:.1f}/{:.1f}".format(*percentiles(lat[k])) for k in lat]
+                    hits[label] += len(set(top.tolist()) & {p for p, _ in dense[:10]})
+        for label, reader, _ in sides:
+            cells = ["{:.1f}/{:.1f}".format(*percentiles(v)) for v in lat[label].values()]
             print(f"{n:9,} {label:22} {len(reader.segments()):8} {cells[0]:>11} {cells[1]:>11} "
-                  f"{cells[2]:>11} {hits / (10 * len(qs)):9.3f}", flush=True)  # fmt: skip
-            del reader, ret
-            gc.collect()
+                  f"{cells[2]:>11} {hits[label] / (10 * len(qs)):9.3f}", flush=True)  # fmt: skip
+        del sides, reader
+        gc.collect()
         del exact
         gc.collect()
         shutil.rmtree(merged)
@@ -288,7 +297,7 @@ def section_memory(args: argparse.Namespace) -> None:
     print(f"\n## serving memory on the folders the simulation left (load {loadavg()})")
     for n in args.watch_sizes:
         got = child([str(ROOT / "bench" / "bench_memory.py"), "--serve",
-                        str(args.work / f"watched-{n}")], ROOT)  # fmt: skip
+                     str(args.work / f"watched-{n}"), "--bbc", str(scale_data.BBC)], ROOT)  # fmt: skip
         print(f"{n:9,} passages, {got['segments']} segments: model {got['model']:.0f} MiB, "
               f"index open {got['index_open']:.0f}, after 30 queries {got['after_30_queries']:.0f}, "
               f"peak {got['peak']:.0f} MiB", flush=True)  # fmt: skip
@@ -297,6 +306,7 @@ def section_memory(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bbc-index", type=Path)
+    ap.add_argument("--bbc", type=Path, help="bbc_news.jsonl (titles are the queries)")
     ap.add_argument("--old-bbc-index", type=Path)
     ap.add_argument("--old-tree", type=Path)
     ap.add_argument("--work", type=Path, default=Path("/tmp/rag-storage"))
@@ -313,6 +323,8 @@ def main() -> None:
         folder, files, count = args.watch_child
         watch_child(Path(folder), Path(files), int(count))
         return
+    if args.bbc:
+        scale_data.BBC = args.bbc
     args.sizes = [int(x) for x in args.sizes.split(",") if x]
     args.old_sizes = [int(x) for x in args.old_sizes.split(",") if x] if args.old_tree else []
     args.watch_sizes = [int(x) for x in args.watch_sizes.split(",") if x]
