@@ -136,11 +136,8 @@ def count_tokens(texts: list[str]) -> int:
 def our_texts(index: Path) -> list[str]:
     """Embedding texts of every distinct passage in a committed index (what was embedded)."""
     from rag.ingest.pipeline import embedding_text
-    from rag.store.folder import IndexStore
 
-    db = sqlite3.connect(
-        f"file:{IndexStore(index).current_snapshot() / 'meta.sqlite'}?mode=ro", uri=True
-    )
+    db = sqlite3.connect(f"file:{index / 'rows.sqlite'}?mode=ro", uri=True)
     try:
         articles = {
             r[0]: (r[1] or "", r[2]) for r in db.execute("SELECT id, title, text FROM articles")

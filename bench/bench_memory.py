@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import scale_data
 from scale_data import loadavg, titles
 
 
@@ -34,23 +35,26 @@ def serve(folder: Path) -> None:
     from rag.embedder import CheckedEmbeddings
     from rag.retrieval.retriever import Retriever
     from rag.settings import Settings
-    from rag.store.folder import IndexStore
-    from rag.store.reader import IndexReader
+    from rag.store.local import LocalStore
 
     settings = Settings(index_dir=folder)
     embedder = CheckedEmbeddings(settings)
     embedder.embed(["warm up"])
     out["model"] = rss_mib()[0]
-    reader = IndexReader(IndexStore(folder), embedder.model_id)
+    reader = LocalStore(folder).reader(embedder.model_id)
     out["index_open"] = rss_mib()[0]
     retriever = Retriever(reader, embedder, settings)
     for q in titles(30, seed=11):
         retriever.search(q)
     out["after_30_queries"], out["peak"] = rss_mib()
-    snap = reader._snap.path
-    n = reader.manifest.chunks
-    sizes = {p.name: p.stat().st_size for p in snap.iterdir() if p.is_file()}
-    sizes["lexical/"] = sum(p.stat().st_size for p in (snap / "lexical").rglob("*") if p.is_file())
+    n = reader.counts()[1]
+    sizes = {"rows.sqlite": (folder / "rows.sqlite").stat().st_size, "vectors.faiss": 0,
+             "lexical/": 0, "ids.npy": 0}  # fmt: skip
+    for seg in (folder / "segments").iterdir():
+        sizes["vectors.faiss"] += (seg / "vectors.faiss").stat().st_size
+        sizes["ids.npy"] += (seg / "ids.npy").stat().st_size
+        sizes["lexical/"] += sum(p.stat().st_size for p in (seg / "lexical").iterdir())
+    out["segments"] = len(reader.segments())
     out["disk_bytes_per_passage"] = {k: round(v / n, 1) for k, v in sorted(sizes.items())}
     out["passages"] = n
     print(json.dumps(out))
@@ -64,7 +68,10 @@ def main() -> None:
         "--exact-max", type=int, help="as given to bench_query.py (default: the setting's default)"
     )
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--bbc", type=Path, help="bbc_news.jsonl (titles are the queries)")
     args = ap.parse_args()
+    if args.bbc:
+        scale_data.BBC = args.bbc
     if args.serve:
         serve(args.serve)
         return
@@ -84,7 +91,7 @@ def main() -> None:
                 f"{folder} does not exist: make it first with bench/bench_query.py --sizes {n}"
             )
         res = subprocess.run(
-            [sys.executable, __file__, "--serve", str(folder)],
+            [sys.executable, __file__, "--serve", str(folder), "--bbc", str(scale_data.BBC)],
             capture_output=True,
             text=True,
             check=True,

@@ -9,8 +9,8 @@ bench/scale_data.py (noisy copies of real vectors, repeated texts for BM25; prin
 kept under --work for the memory and cold-start benchmarks. Queries are BBC titles, one at a
 time, model warm, every method interleaved query by query; median and 95th percentile in ms.
 
-(a) dense: IndexReader.dense_search (fetch_k=50) with the query vector given;
-(b) bm25: IndexReader.lexical_search (fetch_k=50);
+(a) dense: StoreReader.dense_search (fetch_k=50) with the query vector given;
+(b) bm25: StoreReader.lexical_search (fetch_k=50);
 (c) retrieve: Retriever.search(question) -- embedding + dense + lexical + fusion + chunk rows
     from SQLite + collapse, default settings (k=5);
 (d) embed: the query embedding alone, for reference;
@@ -31,12 +31,11 @@ from scale_data import build_scaled_index, loadavg, percentiles, titles
 from rag.embedder import CheckedEmbeddings
 from rag.retrieval.retriever import Retriever
 from rag.settings import Settings
-from rag.store.folder import IndexStore
-from rag.store.reader import IndexReader
-from rag.store.vectors import describe
+from rag.store.base import StoreReader
+from rag.store.local import LocalStore
 
 
-def tutorial_store(reader: IndexReader, n: int, model_path: str):  # type: ignore[no-untyped-def]
+def tutorial_store(reader: StoreReader, n: int, model_path: str):  # type: ignore[no-untyped-def]
     """The tutorial's FAISS store over the first ``n`` passages of ``reader`` (vectors re-used from
     the index; texts and sources as Documents)."""
     with warnings.catch_warnings():
@@ -46,7 +45,7 @@ def tutorial_store(reader: IndexReader, n: int, model_path: str):  # type: ignor
 
         hf = HuggingFaceEmbeddings(model_name=model_path, model_kwargs={"device": "cpu"})
     ids = list(range(1, n + 1))
-    rows = reader.chunks(ids)
+    rows = reader.passages(ids)
     vecs = reader.vectors_for(ids)
     pairs = [(rows[i][0].text, vecs[j].tolist()) for j, i in enumerate(ids)]
     metas = [{"source": rows[i][1].source} for i in ids]
@@ -107,7 +106,7 @@ def main() -> None:
             args.index, n, args.work / f"n{n}-e{args.exact_max}", args.exact_max
         )
         built = time.perf_counter() - t0
-        reader = IndexReader(IndexStore(folder))
+        reader = LocalStore(folder).reader()
         retriever = Retriever(reader, embedder, settings)
         tut = None
         if n in {int(s) for s in args.tutorial_sizes.split(",") if s}:
@@ -136,7 +135,7 @@ def main() -> None:
             return f"{p50:.1f}/{p95:.1f}"
 
         print(
-            f"{n:9,} {describe(reader._snap.vectors):22} {cell('dense'):>14} {cell('bm25'):>14} "
+            f"{n:9,} {reader.segments()[0]['vectors']:22} {cell('dense'):>14} {cell('bm25'):>14} "
             f"{cell('retrieve'):>16} {percentiles(lat['embed'])[0]:9.1f} {cell('tut'):>16}"
             f"   (index made/loaded in {built:.0f} s; load {loadavg()})",
             flush=True,

@@ -123,10 +123,9 @@ def tune(index: faiss.Index, name: str, q: np.ndarray, truth: np.ndarray) -> str
 def sweep(real_dir: Path, folder: Path, n_queries: int) -> None:
     from rag.embedder import CheckedEmbeddings
     from rag.settings import Settings
-    from rag.store.folder import IndexStore
-    from rag.store.reader import IndexReader
+    from rag.store.local import LocalStore
 
-    index = IndexReader(IndexStore(folder))._snap.vectors
+    index = LocalStore(folder).reader()._view.states[0].seg.vectors
     n = index.ntotal
     x = scaled_vectors(real_dir, n)
     q = np.asarray(CheckedEmbeddings(Settings()).embed(titles(n_queries, seed=1)), np.float32)

@@ -23,22 +23,31 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# The BBC articles (titles are the queries); bench scripts take --bbc to point elsewhere.
 BBC = Path(__file__).resolve().parents[2] / "shared/eval/bbc-news/bbc_news.jsonl"
 NOISE_NORM = 0.5
 
 
-def load_real(index_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
-    """(vectors, rowids, passage texts, snapshot path) of the committed BBC index."""
-    from rag.store.folder import IndexStore
-    from rag.store.reader import IndexReader
-    from rag.store.vectors import ids_of, reconstruct_many
+def _real(index_dir: Path):  # type: ignore[no-untyped-def]
+    """The committed BBC index's reader and its passages in (article, ordinal) order."""
+    from rag.store.local import LocalStore
 
-    reader = IndexReader(IndexStore(index_dir))
-    ids = np.sort(ids_of(reader._snap.vectors))
-    vecs = reconstruct_many(reader._snap.vectors, ids)
-    rows = reader.chunks([int(i) for i in ids])
-    texts = [rows[int(i)][0].text for i in ids]
-    return vecs, ids, texts, str(reader._snap.path)
+    reader = LocalStore(index_dir).reader()
+    rows = reader._view.query(  # type: ignore[attr-defined]
+        'SELECT pid, id, article_id, ordinal, start, "end", embed_hash FROM chunks '
+        "ORDER BY article_id, ordinal"
+    )
+    return reader, rows
+
+
+def load_real(index_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """(vectors, passage ids, passage texts, index folder) of the committed BBC index."""
+    reader, rows = _real(index_dir)
+    ids = np.array(sorted(r["pid"] for r in rows), np.int64)
+    vecs = reader.vectors_for(ids)
+    found = reader.passages([int(i) for i in ids])
+    texts = [found[int(i)][0].text for i in ids]
+    return vecs, ids, texts, str(index_dir)
 
 
 def titles(n: int, seed: int = 0) -> list[str]:
@@ -86,118 +95,126 @@ class Timer:
 
 def build_scaled_index(real_dir: Path, n: int, out_dir: Path, exact_max: int = 200_000) -> Path:
     """An index folder of ``n`` passages made from the real BBC index: articles repeated (ids and
-    sources suffixed ``#rN``) with their texts, noisy copies of their vectors, and the same BM25
-    tokens. Committed like a real one (manifest, checksums); the vector index is what
-    ``maybe_upgrade`` makes of it. Returns ``out_dir``; reused when it already holds ``n``."""
+    sources suffixed ``#rN``) with their texts and band keys, noisy copies of their vectors, and
+    the same BM25 terms, as one segment (a trained IVF-SQ8 index above ``exact_max``). Replicas
+    are not put in near-duplicate groups (so that queries cost what they did before groups of
+    hundreds of copies existed). Returns ``out_dir``; reused when it already holds ``n``."""
+    import shutil
     import sqlite3
 
+    import scipy.sparse as sp
+
     from rag.ingest.pipeline import embedding_text
-    from rag.store.folder import SCHEMA, IndexStore, Manifest, new_staging, write_snapshot_files
-    from rag.store.lexical import LexicalIndex
-    from rag.store.reader import IndexReader
-    from rag.store.vectors import VectorPolicy, maybe_upgrade, new_index, reconstruct_many
+    from rag.store import rows as rowdb
+    from rag.store.lexical import LexicalBuilder, LexicalSegment
+    from rag.store.segment import segment_name, write_segment
+    from rag.store.vectors import VectorPolicy, build_ivf, new_index
+    from rag.text.minhash import band_keys, sketch_texts
     from rag.text.tokens import tokenize
 
-    store = IndexStore(out_dir)
-    if store.exists() and Manifest.read(store.current_snapshot()).chunks == n:
-        return out_dir
-    reader = IndexReader(IndexStore(real_dir))
-    articles = reader.list_articles()
-    src = reader._snap.db
-    rows = src.execute(
-        'SELECT rowid, id, article_id, ordinal, start, "end", embed_hash FROM chunks '
-        "ORDER BY article_id, ordinal"
-    ).fetchall()
+    if (out_dir / "rows.sqlite").is_file():  # read the count, not the index (this process forks)
+        db = sqlite3.connect(out_dir / "rows.sqlite")
+        done = db.execute("SELECT value FROM meta WHERE key = 'passages'").fetchone()
+        db.close()
+        if done is not None and int(done[0]) == n:
+            return out_dir
+    reader, real_rows = _real(real_dir)
+    full = {a["id"]: reader.article(a["id"]) for a in reader.list_articles()}
+    order = list(full)
     by_article: dict[str, list[sqlite3.Row]] = {}
-    for r in rows:
+    for r in real_rows:
         by_article.setdefault(r["article_id"], []).append(r)
-    real_ids = np.array([r["rowid"] for r in rows], np.int64)
-    real_vecs = reconstruct_many(reader._snap.vectors, real_ids)
-    full = {a["id"]: reader.article(a["id"]) for a in articles}
-    tokens = [
-        tokenize(
-            embedding_text(
-                full[r["article_id"]].title, full[r["article_id"]].text[r["start"] : r["end"]]
-            )
-        )
-        for r in rows
-    ]
-    with store.write_lock():
-        staging = new_staging(store)
-        db = sqlite3.connect(staging / "meta.sqlite")
-        db.executescript(SCHEMA)
-        vectors = new_index(real_vecs.shape[1])
-        lexical = LexicalIndex()
-        rowid, rep, now = 0, 0, time.time()
-        while rowid < n:
-            art_rows, chunk_rows = [], []
-            for article_id in by_article:  # the order of ``rows``, so chunk i is real row i
-                if rowid >= n:
+    real_rows = [r for aid in order for r in by_article.get(aid, [])]  # chunk i: real row i
+    builder = LexicalBuilder()
+    builder.add([tokenize(embedding_text(full[r["article_id"]].title,
+                 full[r["article_id"]].text[r["start"] : r["end"]])) for r in real_rows])  # fmt: skip
+    real_lex = builder.build(np.arange(len(real_rows)))
+    real_csr, real_len = real_lex.rows_matrix(), real_lex.doc_len
+    sketches = sketch_texts([full[a].text for a in order])
+    keys = band_keys(np.stack([s.signature for s in sketches]))
+    meta = rowdb.read_meta(reader._view.db)  # type: ignore[attr-defined]
+
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    db = sqlite3.connect(staging / "rows.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(rowdb.SCHEMA)
+    db.execute("BEGIN")
+    pid, rep, num, now = 0, 0, 0, time.time()
+    lsh: list[np.ndarray] = []
+    while pid < n:
+        art_rows, chunk_rows = [], []
+        for j, aid in enumerate(order):
+            if pid >= n:
+                break
+            art, num = full[aid], num + 1
+            rid = aid if rep == 0 else f"{aid}#r{rep}"
+            source = art.source if rep == 0 else f"{art.source}#r{rep}"
+            has_keys = len(sketches[j].shingles) > 0
+            art_rows.append((num, rid, source, art.title, art.text, art.date, None, None, None,
+                             keys[j].tobytes() if has_keys else None, now))  # fmt: skip
+            if has_keys:
+                lsh.append(np.stack([keys[j], np.full(len(keys[j]), num)], axis=1))
+            for r in by_article.get(aid, []):
+                if pid >= n:
                     break
-                art = full[article_id]
-                aid = art.id if rep == 0 else f"{art.id}#r{rep}"
-                source = art.source if rep == 0 else f"{art.source}#r{rep}"
-                art_rows.append((aid, source, art.title, art.text, art.date, None, None, None, now))
-                for r in by_article[article_id]:
-                    if rowid >= n:
-                        break
-                    rowid += 1
-                    chunk_rows.append(
-                        (
-                            rowid,
-                            f"{r['id']}#r{rep}",
-                            aid,
-                            r["ordinal"],
-                            r["start"],
-                            r["end"],
-                            r["embed_hash"],
-                        )
-                    )
-            db.executemany(
-                "INSERT INTO articles (id, source, title, text, date, author, url, site, added_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                art_rows,
-            )
-            db.executemany(
-                "INSERT INTO sources (source, article_id, root) VALUES (?,?,NULL)",
-                [(s, a) for a, s, *_ in art_rows],
-            )
-            db.executemany(
-                'INSERT INTO chunks (rowid, id, article_id, ordinal, start, "end", embed_hash) '
-                "VALUES (?,?,?,?,?,?,?)",
-                chunk_rows,
-            )
-            m = len(chunk_rows)
-            ids = np.array([c[0] for c in chunk_rows], np.int64)
-            # Rows of one replica follow the real rows' order: row i of the replica is real row i.
-            vecs = real_vecs[:m] if rep == 0 else _noisy(real_vecs[:m], rep)
-            vectors.add_with_ids(vecs, ids)
-            lexical.add_tokens(ids, tokens[:m])
-            rep += 1
-        db.commit()
-        vectors = maybe_upgrade(vectors, VectorPolicy(exact_max=exact_max))
-        write_snapshot_files(staging, db, vectors, lexical, reader.manifest.model_id)
-        store.publish(staging)
+                pid += 1
+                chunk_rows.append((pid, f"{r['id']}#r{rep}", rid, r["ordinal"], r["start"],
+                                   r["end"], r["embed_hash"]))  # fmt: skip
+        db.executemany(
+            "INSERT INTO articles (num, id, source, title, text, date, author, url, site, bands, "
+            "added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            art_rows,
+        )
+        db.executemany("INSERT INTO sources (source, article_id, root) VALUES (?,?,NULL)",
+                       [(a[2], a[1]) for a in art_rows])  # fmt: skip
+        db.executemany(
+            'INSERT INTO chunks (pid, id, article_id, ordinal, start, "end", embed_hash) '
+            "VALUES (?,?,?,?,?,?,?)",
+            chunk_rows,
+        )
+        rep += 1
+    pairs = np.concatenate(lsh)
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]  # key order: B-tree appends
+    for lo in range(0, len(pairs), 1 << 20):
+        db.executemany("INSERT OR IGNORE INTO lsh (key, art) VALUES (?, ?)",
+                       pairs[lo : lo + (1 << 20)].tolist())  # fmt: skip
+    del lsh, pairs
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    vectors = scaled_vectors(real_dir, n)
+    if n > exact_max:
+        index = build_ivf(vectors, ids, VectorPolicy(exact_max=exact_max))
+    else:
+        index = new_index(vectors.shape[1])
+        index.add_with_ids(vectors, ids)
+    del vectors
+    reps = -(-n // len(real_rows))
+    tiled = sp.vstack([real_csr] * reps, format="csr")[:n]
+    lexical = LexicalSegment.from_rows(real_lex.terms, tiled, np.tile(real_len, reps)[:n])
+    del tiled
+    info = write_segment(staging / "segments", segment_name(1), ids, index, lexical)
+    db.execute("INSERT INTO segments VALUES (?,?,?,?,?,?,?)", info.row())
+    rowdb.write_meta(db, {
+        "format": str(rowdb.FORMAT), "model_id": meta["model_id"], "dimension": meta["dimension"],
+        "generation": 1, "next_pid": n + 1, "next_segment": 2, "articles": num, "passages": n,
+        "k1": meta["k1"], "b": meta["b"], "updated": time.time(), "previous_segments": [],
+    })  # fmt: skip
+    db.execute("COMMIT")
+    db.close()
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
     return out_dir
 
 
 def scaled_vectors(real_dir: Path, n: int) -> np.ndarray:
-    """The float32 vectors ``build_scaled_index`` gives rowids 1..n, in rowid order."""
-    from rag.store.folder import IndexStore
-    from rag.store.reader import IndexReader
-    from rag.store.vectors import reconstruct_many
-
-    reader = IndexReader(IndexStore(real_dir))
-    real_ids = np.array(
-        [
-            r[0]
-            for r in reader._snap.db.execute(
-                "SELECT rowid FROM chunks ORDER BY article_id, ordinal"
-            )
-        ],
-        np.int64,
-    )
-    real_vecs = reconstruct_many(reader._snap.vectors, real_ids)
+    """The float32 vectors ``build_scaled_index`` gives passage ids 1..n, in id order."""
+    reader, real_rows = _real(real_dir)
+    order = [a["id"] for a in reader.list_articles()]
+    by_article: dict[str, list[int]] = {}
+    for r in real_rows:
+        by_article.setdefault(r["article_id"], []).append(r["pid"])
+    real_vecs = reader.vectors_for([p for aid in order for p in by_article.get(aid, [])])
     parts, done, rep = [], 0, 0
     while done < n:
         m = min(len(real_vecs), n - done)

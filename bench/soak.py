@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from rag.settings import Settings  # noqa: E402
-from rag.store.folder import IndexStore, verify_snapshot  # noqa: E402
+from rag.store.local import LocalStore  # noqa: E402
 from rag.system import System  # noqa: E402
 from tests.synthetic import questions as synthetic_questions  # noqa: E402
 from tests.synthetic import sentence, write_articles  # noqa: E402
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue  # removed by a commit since the answer was made
                     if text[c.start : c.end] != c.quote:
                         raise AssertionError(f"citation {c.n} does not slice its article")
-                snap = reader.manifest.snapshot
+                snap = reader.version
             except Exception:  # noqa: BLE001 - counted and shown
                 with lock:
                     errors.append(traceback.format_exc())
@@ -203,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if "error" in w:
         errors.append("writer: " + w["error"])
 
-    store = IndexStore(index)
-    problems = verify_snapshot(store.current_snapshot(), checksums=True)
+    problems = LocalStore(index).check()
     final = System(settings, embedder=system.embedder).stats()
     ms = [x * 1000 for x in latencies]
     print(

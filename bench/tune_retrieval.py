@@ -26,10 +26,17 @@ from rag.eval.metrics import Passage, score_retrieval  # noqa: E402
 from rag.eval.questions import load_questions  # noqa: E402
 from rag.retrieval.fusion import convex, rrf  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store.lexical import LexicalIndex  # noqa: E402
+from rag.store.lexical import LexicalSegment, LexicalView, search  # noqa: E402
 from rag.system import System  # noqa: E402
 from rag.text.sentences import split_sentences  # noqa: E402
 from rag.text.tokens import tokenize  # noqa: E402
+
+
+def in_memory_bm25(ids: list[int], tokens: list[list[str]]) -> list[LexicalView]:
+    """One BM25 segment over these passages, as the store keeps them (rows in id order)."""
+    order = np.argsort(ids)
+    seg = LexicalSegment.build([tokens[i] for i in order])
+    return [LexicalView(seg, np.asarray(ids, np.int64)[order], np.zeros(0, np.int64))]
 
 
 def with_bigrams(tokens: list[str]) -> list[str]:
@@ -165,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         report = system.ingest([args.data / "articles"])
         build_s = time.perf_counter() - t
         reader = system.reader()
-        ids = [r for a in reader.list_articles() for r in reader.rowids_of_article(a["id"])]
-        rows = reader.chunks(ids)
+        ids = [r for a in reader.list_articles() for r in reader.passage_ids(a["id"])]
+        rows = reader.passages(ids)
         passages = {i: Passage(rows[i][1].source, rows[i][0].text) for i in ids}
         article_of = {i: rows[i][1].id for i in ids}
         sentence_terms = {
@@ -184,17 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         # Alternative BM25 parameters, built in memory from the same passage texts.
         texts = [f"{rows[i][1].title}\n{rows[i][0].text}" for i in ids]
         for k1, b in (tuple(float(x) for x in p.split(":")) for p in args.bm25.split(",") if p):
-            lex = LexicalIndex(k1=k1, b=b)
-            lex.add(np.array(ids, dtype=np.int64), texts)
-            lex_variants[f"k1={k1},b={b}"] = [lex.search(q.question, args.fetch) for q in questions]
+            lex = in_memory_bm25(ids, [tokenize(t) for t in texts])
+            lex_variants[f"k1={k1},b={b}"] = [
+                search(lex, tokenize(q.question), args.fetch, k1, b) for q in questions
+            ]
             if args.bigrams:
                 # The same BM25 with word pairs added as extra terms (phrases such as "super bowl").
-                big = LexicalIndex(k1=k1, b=b)
-                big.add_tokens(
-                    np.array(ids, dtype=np.int64), [with_bigrams(tokenize(t)) for t in texts]
-                )
+                big = in_memory_bm25(ids, [with_bigrams(tokenize(t)) for t in texts])
                 lex_variants[f"k1={k1},b={b}+bi"] = [
-                    big.search_tokens(with_bigrams(tokenize(q.question)), args.fetch)
+                    search(big, with_bigrams(tokenize(q.question)), args.fetch, k1, b)
                     for q in questions
                 ]
         print(

@@ -94,7 +94,7 @@ __all__ = [
     "__version__",
 ]
 
-# Loaded on first use: the model, FAISS and LangChain cost time that `import rag` need not pay.
+# Loaded on first use: the model, the index and LangChain cost time that `import rag` need not pay.
 _LAZY = {
     "System": "rag.system",
     "Embedder": "rag.embedder",

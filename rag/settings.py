@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     index_dir: Path = Field(
         Path("rag_index"), description="Folder of the index (created on first ingest)."
     )
+    store: Literal["local"] = Field(
+        "local",
+        description="Where the index is kept: 'local', a folder on this machine (RAG_INDEX_DIR).",
+    )
 
     # --- embeddings --------------------------------------------------------------------------
     model: str = Field(
@@ -115,6 +119,20 @@ class Settings(BaseSettings):
         le=1.0,
         description="Recall@10 against exact search that the approximate index is tuned to reach "
         "(more lists are probed per query for a higher target).",
+    )
+
+    merge_factor: int = Field(
+        10,
+        ge=2,
+        le=100,
+        description="Segments of about the same size that the local index merges into one "
+        "(each commit adds a small segment; a query searches about this many per size tier).",
+    )
+    merge_inline_max: int = Field(
+        20_000,
+        ge=1,
+        description="Most passages a merge may write during a commit; larger merges wait for "
+        "'rag compact' (or a long ingest that built that much), so adding a file stays fast.",
     )
 
     # --- answering ---------------------------------------------------------------------------

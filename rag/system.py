@@ -14,8 +14,7 @@ from rag.embedder import CheckedEmbeddings
 from rag.errors import IndexMissing, InputError, RagError
 from rag.retrieval.retriever import Retriever
 from rag.settings import Settings
-from rag.store.folder import IndexStore
-from rag.store.reader import IndexReader
+from rag.store.base import StoreReader, open_store
 from rag.types import Answer, Filters, Hit
 
 if TYPE_CHECKING:
@@ -42,18 +41,18 @@ class System:
 
     def __init__(self, settings: Settings | None = None, embedder: Any = None) -> None:
         self.settings = settings or Settings()
-        self.store = IndexStore(self.settings.index_dir, self.settings.lock_timeout)
+        self.store = open_store(self.settings)
         self.embedder = embedder if embedder is not None else CheckedEmbeddings(self.settings)
-        self._reader: IndexReader | None = None
+        self._reader: StoreReader | None = None
         self._chat_model: Any = None
         self._lock = threading.Lock()
 
     # --- index --------------------------------------------------------------------------------
-    def reader(self) -> IndexReader:
+    def reader(self) -> StoreReader:
         """The committed index, reloaded when another process has committed a newer one."""
         with self._lock:
             if self._reader is None:
-                self._reader = IndexReader(self.store, self.embedder.model_id)
+                self._reader = self.store.reader(self.embedder.model_id)
             else:
                 self._reader.refresh()
             return self._reader
@@ -70,6 +69,10 @@ class System:
         from rag.ingest.pipeline import Ingestor  # the loaders and cleaners load when needed
 
         return Ingestor(self.settings, self.embedder, progress).run(paths, sync=sync)
+
+    def compact(self) -> None:
+        """Merge the index into as few parts as it allows (maintenance; never needed to add)."""
+        self.store.compact(self.embedder.model_id)
 
     def delete(self, sources: Sequence[str]) -> IngestReport:
         from rag.ingest.pipeline import Ingestor

@@ -217,10 +217,9 @@ def test_ingest_reports_skips(tmp_path: Path) -> None:
 
 
 def _article_text(index: Path, source: str) -> str:
-    from rag.store.folder import IndexStore
-    from rag.store.reader import IndexReader
+    from rag.store.local import LocalStore
 
-    reader = IndexReader(IndexStore(index))
+    reader = LocalStore(index).reader()
     aid = next(a["id"] for a in reader.list_articles() if a["source"] == source)
     return reader.article(aid).text
 

@@ -1,4 +1,4 @@
-"""Concurrent use: readers during commits, two writer processes, refresh, collected snapshots."""
+"""Concurrent use: readers during commits, two writer processes, refresh, collected segments."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 
 import rag.retrieval.retriever
-import rag.store.snapshot
+import rag.store.segment
 from rag.errors import IndexBusy
 from rag.ingest.pipeline import Ingestor, embedding_text
 from rag.settings import Settings
-from rag.store.folder import IndexStore, verify_snapshot
-from rag.store.reader import IndexReader
+from rag.store.local import LocalStore
 from rag.system import System
 from rag.types import content_hash
 from tests.conftest import HashEmbedder
@@ -60,7 +59,7 @@ def _writer(index: str, folder: str, rounds: int) -> None:
 
 def _hold_lock(index: str, locked: str, release: str) -> None:
     """Child process: hold the writer lock until ``release`` exists."""
-    with IndexStore(index).write_lock():
+    with LocalStore(index).folder.write_lock():
         Path(locked).touch()
         deadline = time.monotonic() + 30
         while not Path(release).exists() and time.monotonic() < deadline:
@@ -116,8 +115,8 @@ def test_readers_never_see_a_half_written_index(processes: None, tmp_path: Path)
                     except KeyError:
                         continue  # removed by a commit since the answer was made
                     assert text[c.start : c.end] == c.quote
-                assert len(reader.list_articles()) == reader.manifest.articles
-                snaps.add(reader.manifest.snapshot)
+                assert len(reader.list_articles()) == reader.counts()[0]
+                snaps.add(reader.version)
                 i += 1
         except BaseException as e:  # noqa: BLE001 - reported below
             traceback.print_exc()
@@ -138,9 +137,9 @@ def test_readers_never_see_a_half_written_index(processes: None, tmp_path: Path)
     assert checked[0] > 50
     # Readers picked up new commits without a restart, and finish on the newest one.
     assert all(len(s) >= 2 for s in seen), [len(s) for s in seen]
-    store = IndexStore(index)
-    assert system.reader().manifest.snapshot == store.current_snapshot().name
-    assert verify_snapshot(store.current_snapshot(), checksums=True) == []
+    store = LocalStore(index)
+    assert system.reader().version == store.reader().version
+    assert store.check() == []
 
 
 def test_second_writer_process_gets_index_busy_then_succeeds_when_waiting(
@@ -163,7 +162,7 @@ def test_second_writer_process_gets_index_busy_then_succeeds_when_waiting(
         assert time.monotonic() - started >= 0.3
         message = str(info.value)
         assert "busy" in message and "RAG_LOCK_TIMEOUT" in message and str(index) in message
-        assert IndexReader(IndexStore(index)).manifest.articles == 5  # untouched
+        assert LocalStore(index).reader().counts()[0] == 5  # untouched
 
         # With a long enough timeout the second writer waits for the first and then succeeds.
         threading.Timer(0.5, release.touch).start()
@@ -188,92 +187,94 @@ def test_two_writer_processes_are_serialised(processes: None, tmp_path: Path) ->
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0]
-    store = IndexStore(index)
-    assert verify_snapshot(store.current_snapshot(), checksums=True) == []
+    store = LocalStore(index)
+    assert store.check() == []
     # Neither writer lost the other's articles.
-    assert IndexReader(store).manifest.articles == 5 + 12 + 12
+    assert store.reader().counts()[0] == 5 + 12 + 12
 
 
 def test_collected_snapshot_stays_readable_by_a_reader_holding_it(tmp_path: Path) -> None:
     folder, index = _base(tmp_path, 10)
     system = System(_settings(index), embedder=HashEmbedder())
     reader = system.reader()
-    old = reader.manifest
-    old_path = IndexStore(index).snapshots_dir / old.snapshot
+    old_version, old_counts = reader.version, reader.counts()
+    old_path = LocalStore(index).folder.segments_dir / reader._view.states[0].seg.name
     q = questions(SEED, 1)[0]
     before = [(h.chunk.id, round(h.score, 6)) for h in system.search(q)]
     ids = [a["id"] for a in reader.list_articles()]
     article_texts = {i: reader.article(i).text for i in ids}
-    reader._snap.articles.clear()  # make the next lookups go to SQLite, not the cache
+    reader._view.articles.clear()  # make the next lookups go to SQLite, not the cache
 
-    # Another "process" commits three times: the old folder is deleted while the reader has it.
+    # Another "process" commits three times, merging every pair of segments: the segment the
+    # reader has is merged away and its folder deleted while the reader has it.
     for n in range(3):
         write_articles(folder, 1, seed=SEED, first=60 + n)
-        System(_settings(index), embedder=HashEmbedder()).ingest([folder])
+        System(_settings(index, merge_factor=2), embedder=HashEmbedder()).ingest([folder])
     assert not old_path.exists()
 
-    # This thread still sees the old snapshot in full, from memory and the open SQLite file.
-    assert reader.manifest.snapshot == old.snapshot
+    # This thread still sees the old commit in full, from memory and its read transaction.
+    assert reader.version == old_version
     assert {i: reader.article(i).text for i in ids} == article_texts
-    assert len(reader.list_articles()) == old.articles
+    assert len(reader.list_articles()) == old_counts[0]
     retriever = rag.retrieval.retriever.Retriever(reader, system.embedder, system.settings)
     assert [(h.chunk.id, round(h.score, 6)) for h in retriever.search(q)] == before
 
     # A refresh moves it to the newest commit.
-    assert system.reader() is reader and reader.manifest.articles == old.articles + 3
+    assert system.reader() is reader and reader.counts()[0] == old_counts[0] + 3
 
 
 def test_a_thread_keeps_its_snapshot_while_another_refreshes(tmp_path: Path) -> None:
     folder, index = _base(tmp_path, 10)
-    reader = IndexReader(IndexStore(index), "hash-64")
+    reader = LocalStore(index).reader("hash-64")
     emb = HashEmbedder()
     q = emb.embed(["When will the bridge in Ashford reopen?"])[0]
     hits = reader.dense_search(q, 50)
-    rows_before = reader.chunks([i for i, _ in hits])
-    # Rewrite every article: in the new snapshot these row ids are other passages, or nothing.
+    rows_before = reader.passages([i for i, _ in hits])
+    # Rewrite every article: in the new commit these passage ids are gone.
     write_articles(folder, 10, seed=SEED, version=9)
     Ingestor(_settings(index), emb).run([folder])
     other: dict[str, Any] = {}
 
     def refresh_elsewhere() -> None:
         other["switched"] = reader.refresh()
-        other["rows"] = reader.chunks([i for i, _ in hits])
-        other["snapshot"] = reader.manifest.snapshot
+        other["rows"] = reader.passages([i for i, _ in hits])
+        other["snapshot"] = reader.version
 
     t = threading.Thread(target=refresh_elsewhere)
     t.start()
     t.join()
-    assert other["switched"] and other["snapshot"] != reader.manifest.snapshot
+    assert other["switched"] and other["snapshot"] != reader.version
     assert other["rows"] != rows_before
-    assert reader.chunks([i for i, _ in hits]) == rows_before  # but not for this thread
-    assert reader.refresh() and reader.manifest.snapshot == other["snapshot"]
+    assert reader.passages([i for i, _ in hits]) == rows_before  # but not for this thread
+    assert reader.refresh() and reader.version == other["snapshot"]
 
 
-def test_reader_loading_a_snapshot_that_gets_collected_retries_the_newer_one(
+def test_reader_loading_a_segment_that_gets_collected_retries_the_newer_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, index = _base(tmp_path, 5)
-    real_load = rag.store.snapshot.load_vectors
+    real_load = rag.store.segment.load_vectors
     raced = []
 
     def racing_load(path: Path) -> Any:
         if not raced:
             raced.append(path)
-            # Two commits land between reading CURRENT and loading the files it names.
+            # Two commits land between reading the commit and loading the segment it names,
+            # and merge it away: its folder is collected.
             for n in range(2):
                 write_articles(folder, 1, seed=SEED, first=70 + n)
-                Ingestor(_settings(index), HashEmbedder()).run([folder])
+                Ingestor(_settings(index, merge_factor=2), HashEmbedder()).run([folder])
             assert not path.exists()
         return real_load(path)
 
-    monkeypatch.setattr(rag.store.snapshot, "load_vectors", racing_load)
-    reader = IndexReader(IndexStore(index), "hash-64")
-    assert raced and reader.manifest.articles == 7
+    monkeypatch.setattr(rag.store.segment, "load_vectors", racing_load)
+    reader = LocalStore(index).reader("hash-64")
+    assert raced and reader.counts()[0] == 7
 
 
 def test_reader_threads_share_one_sqlite_connection_safely(tmp_path: Path) -> None:
     _, index = _base(tmp_path, 10)
-    reader = IndexReader(IndexStore(index), "hash-64")
+    reader = LocalStore(index).reader("hash-64")
     ids = [a["id"] for a in reader.list_articles()]
     errors: list[BaseException] = []
 
@@ -281,8 +282,8 @@ def test_reader_threads_share_one_sqlite_connection_safely(tmp_path: Path) -> No
         try:
             for _ in range(100):
                 for i in ids:
-                    rowids = reader.rowids_of_article(i)
-                    rows = reader.chunks(rowids)
+                    rowids = reader.passage_ids(i)
+                    rows = reader.passages(rowids)
                     assert sorted(rows) == sorted(rowids)
                     assert np.all(reader.vectors_for(rowids[:1]) != 0)
         except BaseException as e:  # noqa: BLE001

@@ -1,15 +1,18 @@
 """Crash safety: an ingest killed with SIGKILL at a random moment leaves the last committed index.
 
 A child process ingests ~40 generated articles with the fake embedder, committing after every
-small batch, and logs each commit: "begin" with the article ids it is about to publish, "done"
-after ``commit`` returned. The parent kills it after a seeded random delay, then checks that the
-index opens (or is cleanly absent before the first commit), passes the full integrity check, holds
-exactly the last committed state (the last "done", or the "begin" after it when the kill landed
-inside a commit), answers questions, and that rerunning the ingest completes it without embedding
-again what was committed. Where a random kill lands depends on the machine's timing, so each run
-also makes kills that land inside a commit for certain: the child stops at a chosen fsync call
-and waits to be killed. Children are forked from a preloaded server so a trial costs little more
-than the ingest itself.
+small batch (and merging segments four at a time, so merges happen often), and logs each commit:
+"begin" with the article ids it is about to publish, "done" after ``commit`` returned. The parent
+kills it after a seeded random delay, then checks that the index opens (or is cleanly absent
+before the first commit), passes the full integrity check, holds exactly the last committed
+state (the last "done", or the "begin" after it when the kill landed inside a commit), answers
+questions, and that rerunning the ingest completes it without embedding again what was
+committed. Where a random kill lands depends on the machine's timing, so each run also makes
+kills that land for certain where it matters: the child stops and waits to be killed at a
+chosen fsync call (writing a segment), inside a merge, or while the commit deletes the segments
+it no longer needs (after SQLite has committed). Children are forked from a preloaded server so
+a trial costs little more than the ingest itself. (Kills during the upgrade of an old index are
+in tests/test_upgrade.py.)
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import re
 import shutil
 import sqlite3
 import time
@@ -28,13 +30,10 @@ from typing import Any
 import pytest
 
 from rag.cli.main import run as cli_run
-from rag.errors import CorruptIndex, IndexMissing
-from rag.ingest.pipeline import Ingestor, embedding_text
+from rag.errors import IndexMissing
+from rag.ingest.pipeline import Ingestor
 from rag.settings import Settings
-from rag.store import lexical_files
-from rag.store.folder import IndexStore, file_sha256, verify_snapshot
-from rag.store.lexical import LexicalIndex
-from rag.store.reader import IndexReader
+from rag.store.local import LocalStore
 from rag.system import System
 from tests.conftest import HashEmbedder
 from tests.synthetic import questions, write_articles
@@ -48,44 +47,52 @@ _CTX.set_forkserver_preload([__name__])
 
 
 def _settings(index_dir: Path) -> Settings:
-    # With flush_passages=4 and commit_every=0 (the crash child): a commit every one or two articles.
-    return Settings(index_dir=index_dir, embed_batch_size=1, lock_timeout=30)
+    # With flush_passages=4 and commit_every=0 (the crash child): a commit every one or two
+    # articles, and a merge every few commits.
+    return Settings(index_dir=index_dir, embed_batch_size=1, lock_timeout=30, merge_factor=4)
+
+
+def _pause(log: Any, what: str) -> None:
+    log({"event": "paused", "in": what})
+    time.sleep(120)
 
 
 def _child(
-    index_dir: str, folder: str, log_path: str, fsync: str, slow_sync: bool, pause_at: int
+    index_dir: str, folder: str, log_path: str, fsync: str, slow_sync: bool, pause: list[Any]
 ) -> None:
     """Ingest ``folder`` into ``index_dir``, logging commits to ``log_path`` (runs in the child).
 
-    ``pause_at`` > 0: the child logs "paused" at its ``pause_at``-th fsync call (all of them come
-    from a commit's write-and-sync phase) and waits there to be killed.
+    ``pause`` = [where, n]: the child logs "paused" at its n-th fsync call ("fsync": all of them
+    come from writing segments during a commit), its n-th merge ("merge") or its n-th deletion of
+    a segment folder after a commit ("gc"), and waits there to be killed.
     """
-    from rag.store.writer import IndexWriter
+    import rag.store.folder
+    import rag.store.writer
+    from rag.store.writer import LocalWriter
 
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    where, at = pause or ("", 0)
 
     def log(event: dict[str, Any]) -> None:
         os.write(fd, (json.dumps(event) + "\n").encode())
 
-    real_commit = IndexWriter.commit
+    real_commit = LocalWriter.commit
 
-    def logged_commit(self: IndexWriter) -> Any:
+    def logged_commit(self: LocalWriter, compact: bool = False) -> Any:
         ids = sorted(r[0] for r in self.db.execute("SELECT id FROM articles"))
         log({"event": "begin", "ids": ids})
-        manifest = real_commit(self)
-        log({"event": "done", "snapshot": manifest.snapshot, "ids": ids})
-        return manifest
+        version = real_commit(self, compact)
+        log({"event": "done", "snapshot": version, "ids": ids})
+        return version
 
-    IndexWriter.commit = logged_commit  # type: ignore[method-assign]
+    LocalWriter.commit = logged_commit  # type: ignore[method-assign]
+    counts = {"fsync": 0, "merge": 0, "gc": 0}
     real_fsync = os.fsync
-    fsyncs = 0
 
     def counted_fsync(fileno: Any) -> None:
-        nonlocal fsyncs
-        fsyncs += 1
-        if fsyncs == pause_at:
-            log({"event": "paused"})
-            time.sleep(120)
+        counts["fsync"] += 1
+        if where == "fsync" and counts["fsync"] == at:
+            _pause(log, "fsync")
         if fsync == "slow":
             # Stretch every fsync so that most kills land inside a commit's write-and-sync phase.
             real_fsync(fileno)
@@ -94,21 +101,41 @@ def _child(
         # power loss), so most trials skip it and run (and get killed) faster.
 
     os.fsync = counted_fsync
+    real_merge = rag.store.writer.merge
+
+    def paused_merge(*args: Any, **kw: Any) -> Any:
+        counts["merge"] += 1
+        log({"event": "merge"})
+        if where == "merge" and counts["merge"] == at:
+            _pause(log, "merge")
+        return real_merge(*args, **kw)
+
+    rag.store.writer.merge = paused_merge  # type: ignore[assignment]
+    real_rmtree = rag.store.folder.shutil.rmtree
+
+    def paused_rmtree(path: Any, *args: Any, **kw: Any) -> None:
+        if Path(path).name.startswith("seg-"):
+            counts["gc"] += 1
+            if where == "gc" and counts["gc"] == at:
+                _pause(log, "gc")
+        real_rmtree(path, *args, **kw)
+
+    rag.store.folder.shutil.rmtree = paused_rmtree  # type: ignore[assignment]
     if slow_sync:
         # Stretch the removal of vanished files, so that kills land in the sync phase too.
-        real_remove = IndexWriter.remove_source
+        real_remove = LocalWriter.remove_source
 
-        def slow_remove(self: IndexWriter, source: str) -> None:
+        def slow_remove(self: LocalWriter, source: str) -> None:
             log({"event": "removal"})
             time.sleep(0.01)
             real_remove(self, source)
 
-        IndexWriter.remove_source = slow_remove  # type: ignore[method-assign]
+        LocalWriter.remove_source = slow_remove  # type: ignore[method-assign]
     log({"event": "start"})
     Ingestor(_settings(Path(index_dir)), HashEmbedder(), commit_every=0.0, flush_passages=4).run(
         [folder]
     )
-    log({"event": "finished", "fsyncs": fsyncs})
+    log({"event": "finished", **counts})
 
 
 def _events(log_path: Path) -> list[dict[str, Any]]:
@@ -119,9 +146,9 @@ def _events(log_path: Path) -> list[dict[str, Any]]:
 
 
 def _spawn(
-    index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool, pause_at: int = 0
+    index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool, pause: Any = None
 ) -> Any:
-    args = (str(index), str(folder), str(log), fsync, slow_sync, pause_at)
+    args = (str(index), str(folder), str(log), fsync, slow_sync, pause or [])
     proc = _CTX.Process(target=_child, args=args)
     proc.start()
     deadline = time.monotonic() + 60
@@ -134,7 +161,7 @@ def _spawn(
 
 def _reference_run(index: Path, folder: Path, log: Path, fsync: str, slow_sync: bool) -> float:
     """Ingest to the end once: how long a full run takes after its start line (the log's last
-    line, "finished", also says how many fsync calls the run made)."""
+    line, "finished", also counts the run's fsync calls, merges and segment deletions)."""
     proc = _spawn(index, folder, log, fsync, slow_sync)
     started = time.monotonic()
     proc.join(120)
@@ -157,15 +184,27 @@ def _allowed_states(events: list[dict[str, Any]], before: frozenset[str] | None)
 
 def _index_ids(index: Path) -> frozenset[str] | None:
     """Article ids the committed index holds (None: no index), after the full integrity check."""
-    store = IndexStore(index)
+    store = LocalStore(index)
     try:
-        reader = IndexReader(store, "hash-64")
+        reader = store.reader("hash-64")
     except IndexMissing:
         return None
-    assert verify_snapshot(store.current_snapshot(), checksums=True) == []
+    assert store.check() == []
     ids = frozenset(a["id"] for a in reader.list_articles())
-    assert reader.manifest.articles == len(ids)
+    assert reader.counts()[0] == len(ids)
     return ids
+
+
+def _folders_are_tidy(index: Path) -> None:
+    """Only the segments of the last commit and the one before it are left on disk."""
+    db = sqlite3.connect(index / "rows.sqlite")
+    live = {r[0] for r in db.execute("SELECT name FROM segments")}
+    previous = json.loads(
+        db.execute("SELECT value FROM meta WHERE key = 'previous_segments'").fetchone()[0]
+    )
+    db.close()
+    assert {p.name for p in (index / "segments").iterdir()} <= live | set(previous)
+    assert not list(index.glob(".rows.sqlite.*"))
 
 
 def _answers(index: Path, ids: frozenset[str]) -> None:
@@ -189,11 +228,11 @@ def _trial(
     fsync: str = "none",
     slow_sync: bool = False,
     after: str | None = None,
-    pause_at: int = 0,
+    pause: Any = None,
 ) -> str:
     """One kill: spawn, kill after a random delay, check the state, rerun to completion."""
     log.unlink(missing_ok=True)
-    proc = _spawn(index, folder, log, fsync, slow_sync, pause_at)
+    proc = _spawn(index, folder, log, fsync, slow_sync, pause)
     if after is None:
         time.sleep(rng.uniform(0.0, duration * 1.05) if duration else 0.0)
     else:  # aim at a phase: kill shortly after the child logs ``after`` for the first time
@@ -215,10 +254,8 @@ def _trial(
     assert _index_ids(index) == final
     assert len(report.skipped) == 0
     assert cli_run(["--index", str(index), "check"]) == 0
-    snapshots = index / "snapshots"
-    assert not list(snapshots.glob("tmp-*")) and not list(index.glob(".CURRENT.*"))
-    assert len(list(snapshots.glob("snap-*"))) <= 2
-    landed = [e["event"] for e in events if e["event"] != "paused"][-1:] or ["none"]
+    _folders_are_tidy(index)
+    landed = [e["event"] for e in events if e["event"] not in ("paused", "merge")][-1:] or ["none"]
     return {"begin": "inside commit", "removal": "removing"}.get(landed[0], landed[0])
 
 
@@ -234,8 +271,9 @@ def test_killed_ingest_leaves_last_commit_and_rerun_completes(
     assert len(commits) >= 10, "the child should commit often"
     final = frozenset(commits[-1]["ids"])
     assert len(final) == N_ARTICLES
-    fsyncs = _events(log)[-1]["fsyncs"]
-    assert fsyncs >= 10 * len(commits), "each commit syncs every file it writes"
+    counts = _events(log)[-1]
+    assert counts["fsync"] >= 10 * len(commits), "each commit syncs every file it writes"
+    assert counts["merge"] >= 3 and counts["gc"] >= 3, counts
 
     rng = random.Random(f"{SEED}-{fsync}")
     for n in range(kills):
@@ -244,15 +282,17 @@ def test_killed_ingest_leaves_last_commit_and_rerun_completes(
         wait = duration if n else 0.0
         _trial(rng, index, folder, log, wait, None, final, fsync)
         shutil.rmtree(index)
-    # Where a random kill lands depends on the machine's timing; these three land inside a commit
-    # for certain: the child waits at a random one of its fsync calls until it is killed.
-    for n in range(3):
+    # Where a random kill lands depends on the machine's timing; these land inside a commit for
+    # certain: the child waits at a random one of its fsync calls, merges or segment deletions.
+    aims = [("fsync", counts["fsync"])] * 3 + [("merge", counts["merge"])] * 3
+    aims += [("gc", counts["gc"])] * 2
+    for n, (where, total) in enumerate(aims):
         index = tmp_path / f"paused{n}"
-        pause_at = rng.randint(1, fsyncs)
+        pause = [where, rng.randint(1, total)]
         landing = _trial(
-            rng, index, folder, log, 0.0, None, final, fsync, after="paused", pause_at=pause_at
+            rng, index, folder, log, 0.0, None, final, fsync, after="paused", pause=pause
         )
-        assert landing == "inside commit", (pause_at, landing)
+        assert landing == "inside commit", (pause, landing)
         shutil.rmtree(index)
 
 
@@ -286,129 +326,3 @@ def test_killed_sync_with_removals_keeps_last_commit(processes: None, tmp_path: 
         )
         shutil.rmtree(index)
     assert "removing" in landings, landings
-
-
-# --- damage on disk: what `rag check` reports and what opening says ----------------------------
-
-
-def _rewrite_manifest_entry(snap: Path, name: str) -> None:
-    """Record a file's current size and checksum, as if it had been committed that way (a bug
-    rather than bit rot: only the cross-checks can find it)."""
-    manifest = json.loads((snap / "manifest.json").read_text())
-    path = snap / name
-    manifest["files"][name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
-    (snap / "manifest.json").write_text(json.dumps(manifest))
-
-
-def _flip_vector_byte(snap: Path) -> None:
-    path = snap / "vectors.faiss"
-    data = bytearray(path.read_bytes())
-    data[len(data) - 40] ^= 0x55  # inside the float data: the size stays, the file still parses
-    path.write_bytes(bytes(data))
-
-
-def _shift_lexical_ids(snap: Path) -> None:
-    db = sqlite3.connect(snap / "meta.sqlite")
-    rows = db.execute(
-        'SELECT c.rowid, a.title, substr(a.text, c.start + 1, c."end" - c.start) FROM chunks c '
-        "JOIN articles a ON a.id = c.article_id"
-    ).fetchall()
-    db.close()
-    lexical = LexicalIndex()
-    lexical.add([r[0] + 1000 for r in rows], [embedding_text(r[1], r[2]) for r in rows])
-    shutil.rmtree(snap / "lexical")
-    lexical_files.save(lexical, snap / "lexical")
-    for path in (snap / "lexical").iterdir():
-        _rewrite_manifest_entry(snap, f"lexical/{path.name}")
-
-
-def _extra_chunk_row(snap: Path) -> None:
-    db = sqlite3.connect(snap / "meta.sqlite")
-    aid = db.execute("SELECT id FROM articles LIMIT 1").fetchone()[0]
-    db.execute(
-        'INSERT INTO chunks (id, article_id, ordinal, start, "end", embed_hash) '
-        "VALUES ('extra', ?, 99, 0, 5, 'x')",
-        (aid,),
-    )
-    db.commit()
-    db.close()
-    _rewrite_manifest_entry(snap, "meta.sqlite")
-
-
-def _truncate_sqlite(snap: Path) -> None:
-    path = snap / "meta.sqlite"
-    path.write_bytes(path.read_bytes()[:1000])
-
-
-def _orphan_chunk(snap: Path) -> None:
-    db = sqlite3.connect(snap / "meta.sqlite")
-    db.execute("PRAGMA foreign_keys = OFF")
-    db.execute(
-        "UPDATE chunks SET article_id = 'gone' WHERE rowid = (SELECT min(rowid) FROM chunks)"
-    )
-    db.commit()
-    db.close()
-    _rewrite_manifest_entry(snap, "meta.sqlite")
-
-
-@pytest.mark.parametrize(
-    ("damage", "reported"),
-    [
-        (_flip_vector_byte, "vectors.faiss: checksum differs"),
-        (_shift_lexical_ids, "lexical ids differ from chunk ids"),
-        (_extra_chunk_row, "metadata has 1"),
-        (_truncate_sqlite, "meta.sqlite: size"),
-        (_orphan_chunk, "1 chunks belong to no article"),
-    ],
-    ids=["flipped-vector-byte", "lexical-ids", "extra-chunk-row", "truncated-sqlite", "orphan"],
-)
-def test_check_reports_damage_and_opening_refuses_with_the_rebuild_command(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Any, reported: str
-) -> None:
-    folder, index = tmp_path / "articles", tmp_path / "index"
-    write_articles(folder, 10, seed=SEED)
-    Ingestor(_settings(index), HashEmbedder()).run([folder])
-    snap = IndexStore(index).current_snapshot()
-    damage(snap)
-    problems = verify_snapshot(snap, checksums=True)
-    assert any(reported in p for p in problems), problems
-    capsys.readouterr()
-    assert cli_run(["--index", str(index), "check"]) == 2
-    out = capsys.readouterr().out
-    assert reported in out and f"rm -r {index}" in out
-    with pytest.raises(CorruptIndex, match=f"rebuild it with: rm -r {re.escape(str(index))}"):
-        IndexReader(IndexStore(index), "hash-64")
-    # A writer refuses to build on a damaged snapshot too (it would carry the damage forward).
-    with pytest.raises(CorruptIndex):
-        Ingestor(_settings(index), HashEmbedder()).run([folder])
-
-
-def test_interrupted_first_commit_reads_as_no_index_but_lost_pointer_is_corrupt(
-    tmp_path: Path,
-) -> None:
-    folder, index = tmp_path / "articles", tmp_path / "index"
-    write_articles(folder, 3, seed=SEED)
-    Ingestor(_settings(index), HashEmbedder()).run([folder])
-    (index / "CURRENT").unlink()  # as if killed between renaming snap-00000001 and writing CURRENT
-    with pytest.raises(IndexMissing):
-        IndexReader(IndexStore(index))
-    report = Ingestor(_settings(index), HashEmbedder()).run([folder])
-    assert len(report.added) == 3 and _index_ids(index) is not None
-    assert [p.name for p in (index / "snapshots").iterdir()] == ["snap-00000002"]
-    write_articles(folder, 1, seed=SEED, first=10)
-    Ingestor(_settings(index), HashEmbedder()).run([folder])
-    # Leftovers of killed commits: a staging folder, a snapshot renamed into place whose pointer
-    # switch never happened, a half-written pointer. The next writer tidies them even when it
-    # has nothing to commit.
-    snaps = index / "snapshots"
-    shutil.copytree(IndexStore(index).current_snapshot(), snaps / "snap-00000009")
-    (snaps / "tmp-0123").mkdir()
-    (index / ".CURRENT.0123.tmp").write_text("{")
-    ids = _index_ids(index)
-    report = Ingestor(_settings(index), HashEmbedder()).run([folder])
-    assert "nothing changed" in report.summary() and _index_ids(index) == ids
-    assert sorted(p.name for p in snaps.iterdir()) == ["snap-00000002", "snap-00000003"]
-    assert not list(index.glob(".CURRENT.*"))
-    (index / "CURRENT").unlink()  # with committed history, a missing pointer is damage
-    with pytest.raises(CorruptIndex, match="CURRENT is missing"):
-        IndexReader(IndexStore(index))

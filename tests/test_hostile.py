@@ -16,7 +16,6 @@ import pytest
 
 from rag.errors import InputError
 from rag.settings import Settings
-from rag.store.folder import IndexStore, verify_snapshot
 from rag.system import System
 from tests.conftest import FIXTURES, HashEmbedder
 from tests.synthetic import write_articles
@@ -38,7 +37,7 @@ def _ingest_hostile(system: System, folder: Path) -> tuple[object, list[dict[str
     report = system.ingest([folder])
     articles = system.reader().list_articles()
     assert sum("/base/" in str(a["source"]) for a in articles) == BASE
-    assert verify_snapshot(IndexStore(system.settings.index_dir).current_snapshot(), True) == []
+    assert system.store.check() == []
     return report, articles
 
 
@@ -259,9 +258,9 @@ def test_nul_bytes_surrogates_and_huge_lines_go_through_the_whole_pipeline(
     for a in dropped:
         text = reader.article(str(a["id"])).text
         assert "\x00" not in text and not re.search("[\ud800-\udfff]", text)
-        rowids = reader.rowids_of_article(str(a["id"]))
+        rowids = reader.passage_ids(str(a["id"]))
         assert rowids
-        for chunk, _ in reader.chunks(rowids).values():
+        for chunk, _ in reader.passages(rowids).values():
             assert 0 <= chunk.start < chunk.end <= len(text)
             assert chunk.text == text[chunk.start : chunk.end] and chunk.text.strip()
     for q in ["When did the ferry resume?", "ferry17 harbour", "harbour wall mended", "timetable"]:

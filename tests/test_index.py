@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -12,8 +12,7 @@ import pytest
 
 from rag.errors import CorruptIndex, IndexBusy, IndexMissing, InputError, ModelMismatch
 from rag.settings import Settings
-from rag.store.folder import IndexStore, verify_snapshot
-from rag.store.reader import IndexReader
+from rag.store.local import LocalStore
 from rag.system import System
 from rag.types import Filters
 from tests.conftest import HashEmbedder
@@ -103,44 +102,50 @@ def test_missing_path_is_an_input_error_and_index_is_untouched(
 
 
 def test_missing_index_and_model_mismatch(tmp_path: Path, corpus_dir: Path) -> None:
-    store = IndexStore(tmp_path / "index")
+    store = LocalStore(tmp_path / "index")
     with pytest.raises(IndexMissing, match="rag ingest"):
-        IndexReader(store)
+        store.reader()
     make_system(tmp_path).ingest([corpus_dir])
     with pytest.raises(ModelMismatch, match="hash-64"):
-        IndexReader(store, model_id="another-model")
+        store.reader(model_id="another-model")
     with pytest.raises(ModelMismatch):
         make_system(tmp_path, HashEmbedder(model_id="other")).ingest([corpus_dir])
 
 
 @pytest.mark.parametrize(
-    "damage", ["truncate_vectors", "garbage_current", "garbage_sqlite", "drop_lexical"]
+    "damage",
+    ["truncate_vectors", "garbage_rows", "drop_lexical", "drop_segment", "drop_rows", "drop_ids"],
 )
 def test_corrupt_index_gives_clear_error(tmp_path: Path, corpus_dir: Path, damage: str) -> None:
     system = make_system(tmp_path)
     system.ingest([corpus_dir])
-    store = IndexStore(tmp_path / "index")
-    snap = store.current_snapshot()
+    store = LocalStore(tmp_path / "index")
+    (seg,) = store.folder.segments_dir.iterdir()
+    rows = store.folder.rows_path
     if damage == "truncate_vectors":
-        data = (snap / "vectors.faiss").read_bytes()
-        (snap / "vectors.faiss").write_bytes(data[: len(data) // 2])
-    elif damage == "garbage_current":
-        (tmp_path / "index" / "CURRENT").write_text("{not json")
-    elif damage == "garbage_sqlite":
-        path = snap / "meta.sqlite"
-        path.write_bytes(b"\0" * path.stat().st_size)
-    else:
-        for f in (snap / "lexical").iterdir():
+        data = (seg / "vectors.faiss").read_bytes()
+        (seg / "vectors.faiss").write_bytes(data[: len(data) // 2])
+    elif damage == "garbage_rows":
+        rows.write_bytes(b"\0" * rows.stat().st_size)
+    elif damage == "drop_lexical":
+        for f in (seg / "lexical").iterdir():
             f.unlink()
+    elif damage == "drop_segment":
+        shutil.rmtree(seg)
+    elif damage == "drop_rows":
+        rows.unlink()
+    else:
+        (seg / "ids.npy").unlink()
     with pytest.raises(CorruptIndex, match="rebuild"):
-        IndexReader(store, "hash-64")
-    if damage != "garbage_current":
-        assert verify_snapshot(snap, checksums=True)
+        store.reader("hash-64")
+    with pytest.raises(CorruptIndex, match="rebuild"):  # a writer will not build on it either
+        make_system(tmp_path).ingest([corpus_dir])
+    assert store.check()
 
 
 def test_check_finds_nothing_wrong_in_a_fresh_index(tmp_path: Path, corpus_dir: Path) -> None:
     make_system(tmp_path).ingest([corpus_dir])
-    assert verify_snapshot(IndexStore(tmp_path / "index").current_snapshot(), checksums=True) == []
+    assert LocalStore(tmp_path / "index").check() == []
 
 
 def test_crash_during_commit_keeps_previous_index(
@@ -166,13 +171,13 @@ def test_crash_during_commit_keeps_previous_index(
     # The abandoned staging folder is cleaned by the next commit, which completes the ingest.
     report = fresh.ingest([corpus_dir])
     assert [Path(p).name for p in report.added] == ["new.txt"]
-    assert not list((tmp_path / "index" / "snapshots").glob("tmp-*"))
+    assert not [p for p in (tmp_path / "index" / "segments").iterdir() if p.name[:4] != "seg-"]
 
 
 def test_second_writer_gets_index_busy(tmp_path: Path, corpus_dir: Path) -> None:
     system = make_system(tmp_path, lock_timeout=0.2)
     system.ingest([corpus_dir])
-    store = IndexStore(tmp_path / "index", lock_timeout=0.2)
+    store = LocalStore(tmp_path / "index", lock_timeout=0.2).folder
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -195,14 +200,14 @@ def test_reader_picks_up_new_commit(tmp_path: Path, corpus_dir: Path) -> None:
     system = make_system(tmp_path)
     system.ingest([corpus_dir])
     reader = system.reader()
-    assert reader.manifest.articles == 5
+    assert reader.counts()[0] == 5
+    first = reader._view.states[0].seg  # type: ignore[attr-defined]
     (corpus_dir / "extra.txt").write_text("Extra\n\nThe extra article talks about sailing boats.")
     make_system(tmp_path).ingest([corpus_dir])  # another "process"
-    assert system.reader().manifest.articles == 6
-    # Readers hold BM25 for searching only (no per-document term arrays), before and after
-    # a refresh; "sailing" is found in the new snapshot.
-    reader = system.reader()
-    assert reader._snap.lexical._read_only
+    assert system.reader().counts()[0] == 6
+    # The refresh loaded only the new segment: the one already in memory is shared.
+    states = reader._view.states  # type: ignore[attr-defined]
+    assert len(states) == 2 and states[0].seg is first
     assert reader.lexical_search("sailing boats", 3)
 
 
@@ -211,7 +216,7 @@ def test_faiss_results_equal_numpy_brute_force(tmp_path: Path, corpus_dir: Path)
     system = make_system(tmp_path, emb, fusion="dense")
     system.ingest([corpus_dir])
     reader = system.reader()
-    rowids = [r for a in reader.list_articles() for r in reader.rowids_of_article(a["id"])]
+    rowids = [r for a in reader.list_articles() for r in reader.passage_ids(a["id"])]
     matrix = reader.vectors_for(rowids)
     for question in ["who led the bridge repair", "frost heaters orchard", "robotics lab printers"]:
         q = emb.embed([question])[0]
@@ -234,10 +239,8 @@ def test_nothing_persisted_is_a_pickle(tmp_path: Path, corpus_dir: Path) -> None
             assert not (head[:1] == b"\x80" and head[1:2] in {bytes([n]) for n in range(2, 6)}), (
                 path
             )
-    manifest = json.loads(
-        (IndexStore(tmp_path / "index").current_snapshot() / "manifest.json").read_text()
-    )
-    assert {"vectors.faiss", "meta.sqlite"} <= set(manifest["files"])
+    (seg,) = (tmp_path / "index" / "segments").iterdir()
+    assert {"vectors.faiss", "ids.npy", "lexical"} <= {p.name for p in seg.iterdir()}
 
 
 def test_package_source_never_unpickles() -> None:
@@ -318,8 +321,8 @@ def test_pipelined_ingest_embeds_each_passage_once_and_matches_one_batch(
     assert not report.skipped and not report.updated
 
     got, want = (
-        IndexReader(IndexStore(settings.index_dir)),
-        IndexReader(IndexStore(reference_index)),
+        LocalStore(settings.index_dir).reader(),
+        LocalStore(reference_index).reader(),
     )
     assert got.stats()["chunks"] == want.stats()["chunks"]
     rows_got = sorted((a["id"], a["source"]) for a in got.list_articles())
@@ -327,9 +330,9 @@ def test_pipelined_ingest_embeds_each_passage_once_and_matches_one_batch(
     assert [r[0] for r in rows_got] == [r[0] for r in rows_want]
     # Every stored passage (all 20 articles) was embedded and is findable by its own text.
     for article in got.list_articles():
-        rowids = got.rowids_of_article(article["id"])
+        rowids = got.passage_ids(article["id"])
         assert rowids
-        for rowid, (chunk, art) in got.chunks(rowids).items():
+        for rowid, (chunk, art) in got.passages(rowids).items():
             top = got.dense_search(emb.embed([f"{art.title}\n{chunk.text}"])[0], 1)
             assert top[0][0] == rowid
 
@@ -362,7 +365,7 @@ def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path
     write_articles(folder, 30, seed=5)
     settings = Settings(index_dir=tmp_path / "index")
     Ingestor(settings, HashEmbedder()).run([folder / "article_000.txt"])
-    before = IndexReader(IndexStore(settings.index_dir)).stats()
+    before = LocalStore(settings.index_dir).reader().stats()
 
     emb = RecordingEmbedder(fail_on_call=3)
     with pytest.raises(RuntimeError, match="fell over"):
@@ -371,8 +374,8 @@ def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path
     # the failed ingest.
     assert 3 <= len(emb.calls) <= 4
     assert not [t for t in threading.enumerate() if t.name.startswith("rag-embed")]
-    reader = IndexReader(IndexStore(settings.index_dir))
-    assert verify_snapshot(IndexStore(settings.index_dir).current_snapshot()) == []
+    reader = LocalStore(settings.index_dir).reader()
+    assert LocalStore(settings.index_dir).check() == []
     after = reader.stats()
     # The first batch was written and committed while the second was being embedded; the
     # failed batch and everything after it are not in the index.
@@ -380,7 +383,7 @@ def test_failure_in_the_embedding_worker_keeps_committed_work_and_stops(tmp_path
     # Rerun with a working embedder: finishes the job, embedding only what is missing.
     again = HashEmbedder()
     report = Ingestor(settings, again).run([folder])
-    assert IndexReader(IndexStore(settings.index_dir)).stats()["articles"] == 30
+    assert LocalStore(settings.index_dir).reader().stats()["articles"] == 30
     assert report.chunks_embedded == sum(again.calls)
 
 
@@ -405,7 +408,7 @@ def test_files_are_read_a_bounded_window_ahead(
     report = ingest.Ingestor(settings, HashEmbedder(), flush_passages=4).run([folder])
     assert len(report.added) == 40 and not report.skipped
     assert sorted(read) == sorted(folder.iterdir())  # every file read once, none twice
-    assert IndexReader(IndexStore(settings.index_dir)).stats()["articles"] == 40
+    assert LocalStore(settings.index_dir).reader().stats()["articles"] == 40
 
     # After a failure, the files beyond the window are never read.
     read.clear()

@@ -119,7 +119,7 @@ def test_cli_prints_and_returns_the_page(
 
 
 def test_damaged_page_data_costs_only_the_page_numbers(tmp_path: Path) -> None:
-    from rag.store.reader import _pages
+    from rag.store.rows import pages_of as _pages
 
     assert _pages(None) == _pages("") == ()
     assert _pages("[[0, 5, 1], [7, 9, 2]]") == (PageSpan(0, 5, 1), PageSpan(7, 9, 2))

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from rag.settings import Settings
-from rag.store.folder import verify_snapshot
 from rag.store.vectors import (
+    Exclusion,
     VectorPolicy,
     describe,
     ids_of,
     is_exact,
     maybe_upgrade,
+    merge_indexes,
     new_index,
     reconstruct_many,
     remove_ids,
@@ -180,6 +181,66 @@ def test_retrain_on_growth_and_back_to_exact_on_shrink(
     assert np.allclose(reconstruct_many(flat, kept[:10]), reconstruct_many(index, kept[:10]))
 
 
+def test_search_excluding_deleted_ids(
+    data: tuple[np.ndarray, np.ndarray], upgraded: faiss.Index
+) -> None:
+    x, ids = data
+    flat = new_index(DIM)
+    flat.add_with_ids(x[:2000], ids[:2000])
+    for index in (flat, upgraded):
+        q = queries_near(x[:2000], 5, seed=4)
+        for row in q:
+            top = [i for i, _ in search(index, row, 10)]
+            gone = Exclusion(np.array(sorted(top[:4]), np.int64))
+            kept = search(index, row, 10, excluded=gone)
+            assert not set(top[:4]) & {i for i, _ in kept}
+            assert [i for i, _ in kept][:6] == top[4:]  # the rest keep their order
+        assert search(index, q[0], 5, excluded=Exclusion(np.zeros(0, np.int64))) == search(
+            index, q[0], 5
+        )
+
+
+def test_merging_keeps_a_trained_ivf_until_it_has_outgrown_it(
+    data: tuple[np.ndarray, np.ndarray], upgraded: faiss.Index
+) -> None:
+    x, ids = data
+    extra = clustered(23_000, seed=1)[20_000:]  # new passages on the same topics
+    extra_ids = np.arange(10**7, 10**7 + 3000, dtype=np.int64)
+    small = new_index(DIM)
+    small.add_with_ids(extra, extra_ids)
+    keep_big = ids[::2]  # half of the big part's passages were deleted
+    merged = merge_indexes(
+        [(copy_index(upgraded), keep_big), (small, extra_ids[:2000])], DIM, POLICY
+    )
+    assert not is_exact(merged) and trained_size(merged) == trained_size(upgraded)
+    assert describe(merged) == describe(upgraded)  # same lists, same nprobe: not retrained
+    want = np.sort(np.concatenate([keep_big, extra_ids[:2000]]))
+    assert np.array_equal(np.sort(ids_of(merged)), want)
+    # Codes of the kept passages are the same bytes: reconstructions equal exactly.
+    assert np.array_equal(
+        reconstruct_many(merged, keep_big[:50]), reconstruct_many(upgraded, keep_big[:50])
+    )
+    np.testing.assert_allclose(reconstruct_many(merged, extra_ids[:5]), extra[:5], atol=0.02)
+    q = queries_near(extra[:2000], 50, seed=12)
+    truth = brute_top(extra[:2000], extra_ids[:2000], q, 1)
+    assert (
+        sum(
+            bool({i for i, _ in search(merged, row, 10)} & t)
+            for row, t in zip(q, truth, strict=True)
+        )
+        >= 45
+    )
+    # Grown past retrain_growth times its training size: trained again on everything.
+    grown = dataclasses.replace(POLICY, retrain_growth=1.05)
+    retrained = merge_indexes([(copy_index(upgraded), ids), (small, extra_ids)], DIM, grown)
+    assert trained_size(retrained) > trained_size(upgraded)
+    assert retrained.ntotal == len(ids) + len(extra_ids)
+    # Shrunk to the exact threshold or below: exact again, vectors as stored.
+    flat = merge_indexes([(copy_index(upgraded), ids[:100]), (small, extra_ids[:10])], DIM, POLICY)
+    assert is_exact(flat) and flat.ntotal == 110
+    assert np.array_equal(reconstruct_many(flat, ids[:3]), reconstruct_many(upgraded, ids[:3]))
+
+
 def test_system_upgrades_at_commit_and_snapshot_verifies(
     tmp_path: Path, corpus_dir: Path, hash_embedder: object
 ) -> None:
@@ -189,13 +250,12 @@ def test_system_upgrades_at_commit_and_snapshot_verifies(
     system = System(settings, embedder=hash_embedder)
     system.ingest([corpus_dir])
     reader = system.reader()
-    assert not is_exact(reader._snap.vectors)
-    snap = system.store.current_snapshot()
-    assert verify_snapshot(snap, checksums=True) == []
+    assert not is_exact(reader._view.states[0].seg.vectors)  # type: ignore[attr-defined]
+    assert system.store.check() == []
     hits = system.search("the", k=3)
     assert hits
     first = hits[0]
-    assert reader.vectors_for([reader.rowids_of_article(first.article.id)[0]]).shape == (
+    assert reader.vectors_for([reader.passage_ids(first.article.id)[0]]).shape == (
         1,
         hash_embedder.dimension,  # type: ignore[attr-defined]
     )
@@ -205,8 +265,8 @@ def test_system_upgrades_at_commit_and_snapshot_verifies(
         encoding="utf-8",
     )
     system.ingest([corpus_dir])
-    assert verify_snapshot(system.store.current_snapshot(), checksums=True) == []
+    assert system.store.check() == []
     assert system.search("kestrel nests estuary", k=1)[0].article.title.startswith("Kestrel")
     system.delete([first.article.source])
-    assert verify_snapshot(system.store.current_snapshot(), checksums=True) == []
+    assert system.store.check() == []
     assert all(h.article.id != first.article.id for h in system.search("the", k=5))

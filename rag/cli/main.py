@@ -175,10 +175,9 @@ def _cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from rag.store.folder import IndexStore, verify_snapshot
+    from rag.store.base import open_store
 
-    store = IndexStore(settings.index_dir)
-    problems = verify_snapshot(store.current_snapshot(), checksums=True)
+    problems = open_store(settings).check()
     if args.json:
         _print_json({"ok": not problems, "problems": problems})
     elif problems:
@@ -224,6 +223,17 @@ def _cmd_delete(system: Any, args: argparse.Namespace) -> int:
         _print_json(report.to_dict())
     else:
         print(f"removed {len(report.removed)} source(s)")
+    return EXIT_OK
+
+
+def _cmd_compact(system: Any, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    system.compact()
+    seconds = time.perf_counter() - started
+    if args.json:
+        _print_json({"index_dir": str(system.settings.index_dir), "seconds": round(seconds, 3)})
+    else:
+        print(f"index {system.settings.index_dir} compacted in {seconds:.1f} s")
     return EXIT_OK
 
 
@@ -278,6 +288,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             "ask": _cmd_ask,
             "stats": _cmd_stats,
             "delete": _cmd_delete,
+            "compact": _cmd_compact,
             "eval": _cmd_eval,
             "chat": _cmd_chat,
             "watch": _cmd_watch,

@@ -26,6 +26,7 @@ USES: dict[str, tuple[str, ...]] = {
     "check": ("index", "json"),
     "watch": ("index",),
     "delete": ("index", "json"),
+    "compact": ("index", "json"),
     "eval": ("index", "json", "k"),
     "settings": (),
 }
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dl = command("delete", "remove sources from the index")
     dl.add_argument("sources", nargs="+")
+
+    command("compact", "merge the index's parts into one (maintenance: adding never waits for it)")
 
     ev = command("eval", "score retrieval and answers on a questions file (default --k 10)")
     ev.add_argument("questions", type=Path)

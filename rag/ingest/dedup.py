@@ -7,97 +7,10 @@ rag.text.shingles) reaches the threshold; groups are the connected components of
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-import numpy as np
-
-from rag.text.shingles import MIX, finalize, shingle_array
+from rag.text.minhash import Sketch, components, sketch_texts
 
 __all__ = ["Sketch", "group_near_duplicates", "sketch_texts"]
-
-
-N_PERM = 128
-ROWS_PER_BAND = 2  # 64 bands of 2 rows: see group_near_duplicates for the recall this gives
-_SEED = 20240607
-
-
-def _minhash(sets: list[np.ndarray], n_perm: int = N_PERM) -> np.ndarray:
-    """MinHash signatures (len(sets) x n_perm, uint32) of non-empty uint64 sets.
-
-    Permutation i is the multiply-shift hash ``(a_i * x + b_i mod 2^64) >> 32`` with random
-    odd ``a_i``: a 2-universal family, fixed by a seed so signatures are reproducible.
-    """
-    rng = np.random.default_rng(_SEED)
-    a = (rng.integers(0, 2**63, n_perm, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
-    b = rng.integers(0, 2**63, n_perm, dtype=np.uint64) << np.uint64(1)
-    sig = np.zeros((len(sets), n_perm), np.uint32)
-    # Shingles hashed per block: 4k * n_perm * 8 bytes = 4 MiB, about one core's L2 cache.
-    # The work is memory-bound: 64k-shingle blocks ran several times slower on BBC articles.
-    budget = 1 << 12
-    start = 0
-    with np.errstate(over="ignore"):
-        while start < len(sets):
-            stop, size = start, 0
-            while stop < len(sets) and (stop == start or size + len(sets[stop]) <= budget):
-                size += len(sets[stop])
-                stop += 1
-            block = np.concatenate(sets[start:stop])
-            offsets = np.cumsum([0] + [len(s) for s in sets[start : stop - 1]])
-            hashed = np.multiply(a[:, None], block[None, :])  # in place from here: big arrays
-            hashed += b[:, None]
-            hashed >>= np.uint64(32)
-            sig[start:stop] = np.minimum.reduceat(hashed.astype(np.uint32), offsets, axis=1).T
-            start = stop
-    return sig
-
-
-@dataclass(frozen=True)
-class Sketch:
-    """What grouping needs of one text: its shingle hashes and their MinHash signature."""
-
-    shingles: np.ndarray  # sorted unique uint64
-    signature: np.ndarray  # N_PERM uint32 (all zero when there are no shingles)
-
-
-def sketch_texts(texts: Sequence[str]) -> list[Sketch]:
-    """Sketches of ``texts``, the same whether computed together, one by one or in any order."""
-    sets = [shingle_array(t) for t in texts]
-    usable = [i for i, s in enumerate(sets) if len(s)]
-    sig = np.zeros((len(sets), N_PERM), np.uint32)
-    if usable:
-        sig[usable] = _minhash([sets[i] for i in usable])
-    return [Sketch(s, sig[i]) for i, s in enumerate(sets)]
-
-
-def _candidate_pairs(sig: np.ndarray, rows: int = ROWS_PER_BAND) -> np.ndarray:
-    """Pairs (i < j) of signature rows that agree on every row of at least one band."""
-    n, n_perm = sig.shape
-    found: list[np.ndarray] = []
-    for start in range(0, n_perm - rows + 1, rows):
-        key = np.zeros(n, np.uint64)
-        with np.errstate(over="ignore"):
-            for col in range(start, start + rows):
-                # Two 32-bit values fit a 64-bit key exactly; for longer bands a rare key
-                # collision only adds a candidate, which is checked later anyway.
-                value = sig[:, col].astype(np.uint64)
-                key = (key << np.uint64(32)) | value if rows <= 2 else finalize(key * MIX + value)
-        order = np.argsort(key, kind="stable")
-        cuts = np.flatnonzero(np.diff(key[order])) + 1
-        for members in np.split(order, cuts):
-            if len(members) > 1:
-                i, j = np.triu_indices(len(members), k=1)
-                found.append(np.stack([members[i], members[j]], axis=1))
-    if not found:
-        return np.zeros((0, 2), np.int64)
-    pairs = np.sort(np.concatenate(found), axis=1)
-    return np.unique(pairs, axis=0)
-
-
-def _find(parent: list[int], i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
 
 
 def group_near_duplicates(
@@ -134,23 +47,8 @@ def group_near_duplicates(
     missing = [i for i, doc_id in enumerate(ids) if doc_id not in known]
     made = dict(zip(missing, sketch_texts([docs[i][1] for i in missing]), strict=True))
     every = [made[i] if i in made else known[doc_id] for i, doc_id in enumerate(ids)]
-    sets = [s.shingles for s in every]
-    usable = [i for i, s in enumerate(sets) if len(s)]
-    if len(usable) < 2:
-        return {}
-    sig = np.stack([every[i].signature for i in usable])
-    parent = list(range(len(docs)))
-    for p, q in _candidate_pairs(sig).tolist():
-        i, j = usable[p], usable[q]
-        shared = len(np.intersect1d(sets[i], sets[j], assume_unique=True))
-        if shared / min(len(sets[i]), len(sets[j])) >= threshold and shared > 0:
-            parent[_find(parent, i)] = _find(parent, j)
-
-    members: dict[int, list[int]] = {}
-    for i in range(len(docs)):
-        members.setdefault(_find(parent, i), []).append(i)
     groups: dict[str, str] = {}
-    for group in members.values():
+    for group in components(every, threshold):
         if len(group) < 2:
             continue
         fullest = max(group, key=lambda i: (len(docs[i][1]), -i))

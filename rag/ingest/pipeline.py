@@ -15,13 +15,11 @@ import numpy as np
 from rag.embedder import Embedder
 from rag.errors import InputError, SkipFile
 from rag.ingest.chunking import chunk_article
-from rag.ingest.dedup import Sketch, group_near_duplicates, sketch_texts
 from rag.ingest.discovery import discover, prefetch
 from rag.ingest.report import IngestReport
 from rag.settings import Settings
-from rag.store.folder import IndexStore
-from rag.store.vectors import VectorPolicy
-from rag.store.writer import IndexWriter, NewArticle
+from rag.store.base import NewArticle, StoreWriter, open_store
+from rag.text.minhash import sketch_texts
 from rag.types import Article, Chunk, Document, content_hash
 
 # (stage, done, total): stages are "read" (files) and "embed" (passages).
@@ -103,51 +101,35 @@ class Ingestor:
         self.settings = settings
         self.embedder = embedder
         self.progress = progress or (lambda stage, done, total: None)
-        self.store = IndexStore(settings.index_dir, settings.lock_timeout)
-        self.vector_policy = VectorPolicy.from_settings(settings)
+        self.store = open_store(settings)
         self._planned: set[str] = set()  # article ids planned in the current run
-        # Near-duplicate sketches of the articles written by this instance, made while the
-        # worker embeds, so the grouping at the end has only the LSH left to do.
-        self._sketches: dict[str, Sketch] = {}
 
     def run(self, paths: Iterable[Path | str], sync: bool = True) -> IngestReport:
         started = time.perf_counter()
         files = discover(paths)
         report = IngestReport()
-        with self.store.write_lock():
-            writer = IndexWriter(
-                self.store, self.embedder.model_id, self.embedder.dimension, self.vector_policy
-            )
-            try:
-                self._ingest(files, writer, report, sync)
-            finally:
-                writer.close()
+        with self.store.writer(self.embedder.model_id, self.embedder.dimension) as writer:
+            self._ingest(files, writer, report, sync)
         report.seconds = time.perf_counter() - started
         return report
 
     def delete(self, sources: Sequence[str]) -> IngestReport:
         """Remove sources (file paths as stored) from the index."""
         report = IngestReport()
-        with self.store.write_lock():
-            writer = IndexWriter(
-                self.store, self.embedder.model_id, self.embedder.dimension, self.vector_policy
-            )
-            try:
-                for s in sources:
-                    if writer.source_article(s) is None:
-                        raise InputError(f"not in the index: {s}")
-                    writer.remove_source(s)
-                    report.removed.append(s)
-                self._regroup(writer)
-                writer.commit()
-            finally:
-                writer.close()
+        with self.store.writer(self.embedder.model_id, self.embedder.dimension) as writer:
+            for s in sources:
+                if writer.source_article(s) is None:
+                    raise InputError(f"not in the index: {s}")
+                writer.remove_source(s)
+                report.removed.append(s)
+            writer.regroup(self.settings.duplicate_threshold)
+            writer.commit()
         return report
 
     def _ingest(
         self,
         files: Sequence[tuple[Path, str | None]],
-        writer: IndexWriter,
+        writer: StoreWriter,
         report: IngestReport,
         sync: bool,
     ) -> None:
@@ -215,11 +197,11 @@ class Ingestor:
         if sync:
             self._remove_missing(files, seen, loaded, writer, report)
         if writer.changed:
-            self._regroup(writer)
+            writer.regroup(self.settings.duplicate_threshold)
             writer.commit()
 
     def _plan(
-        self, doc: Document, root: str | None, writer: IndexWriter, report: IngestReport
+        self, doc: Document, root: str | None, writer: StoreWriter, report: IngestReport
     ) -> _Pending | None:
         article_id = content_hash(doc.text)
         old = writer.source_article(doc.source)
@@ -262,7 +244,7 @@ class Ingestor:
         self,
         pool: ThreadPoolExecutor,
         pending: list[_Pending],
-        writer: IndexWriter,
+        writer: StoreWriter,
         queued: list[_Batch],
         embedded: _Counter,
     ) -> None:
@@ -288,7 +270,7 @@ class Ingestor:
         queued.append(_Batch(pending, texts, known, future, earlier))
 
     def _write(
-        self, batch: _Batch, writer: IndexWriter, report: IngestReport, embedded: _Counter
+        self, batch: _Batch, writer: StoreWriter, report: IngestReport, embedded: _Counter
     ) -> None:
         """Wait for ``batch``'s vectors (reporting progress meanwhile), then write it."""
         vectors = batch.known
@@ -307,22 +289,28 @@ class Ingestor:
             batch.earlier = None  # let the earlier batch's vectors go
         report.chunks_embedded += len(batch.texts)
         report.chunks_reused += len(all_hashes) - len(batch.texts)
-        # Old versions go first, then the new articles as one batch (one FAISS and one BM25
+        # Old versions go first, then the new articles as one batch (one vector and one BM25
         # add), then the sources pointing at them, in file order.
-        new: dict[str, NewArticle] = {}
+        new: dict[str, _Pending] = {}
         for p in batch.pending:
             if p.copy:
                 continue
             if p.is_update:
                 writer.remove_source(p.source)
             if p.article.id not in new and not writer.has_article(p.article.id):
-                rows = (
-                    np.vstack([vectors[h] for h in p.hashes])
-                    if p.hashes
-                    else np.zeros((0, self.embedder.dimension), np.float32)
-                )
-                new[p.article.id] = NewArticle(p.article, p.chunks, rows, p.hashes, p.texts)
-        writer.add_articles(list(new.values()))
+                new[p.article.id] = p
+        # Near-duplicate sketches are made here, while the worker embeds the next batch, so the
+        # grouping at the end has only the candidate lookups left to do.
+        sketches = sketch_texts([p.article.text for p in new.values()])
+        items = []
+        for p, sketch in zip(new.values(), sketches, strict=True):
+            rows = (
+                np.vstack([vectors[h] for h in p.hashes])
+                if p.hashes
+                else np.zeros((0, self.embedder.dimension), np.float32)
+            )
+            items.append(NewArticle(p.article, p.chunks, rows, p.hashes, p.texts, sketch))
+        writer.add_articles(items)
         for p in batch.pending:
             writer.add_source(p.source, p.article.id, p.root)
             if p.copy:  # written like a rename now that the first copy is in the index
@@ -330,15 +318,13 @@ class Ingestor:
                 report.unchanged.append(p.source)
             else:
                 (report.updated if p.is_update else report.added).append(p.source)
-        sketches = sketch_texts([n.article.text for n in new.values()])
-        self._sketches.update(zip(new, sketches, strict=True))
 
     def _remove_missing(
         self,
         files: Sequence[tuple[Path, str | None]],
         seen: set[str],
         loaded: set[str],
-        writer: IndexWriter,
+        writer: StoreWriter,
         report: IngestReport,
     ) -> None:
         """Drop sources under the synced folders whose file is gone or no longer yields them.
@@ -346,17 +332,13 @@ class Ingestor:
         A file that exists but failed to load this time keeps its indexed version.
         """
         roots = {root for _, root in files if root is not None}
+        if not roots:
+            return  # only files were named: nothing is synced
         on_disk = {str(p) for p, _ in files}
-        for source, root in writer.sources():
+        for source, root in writer.sources(roots):
             if root not in roots or source in seen:
                 continue
             file = source.split("#", 1)[0] if source not in on_disk else source
             if file not in on_disk or file in loaded:
                 writer.remove_source(source)
                 report.removed.append(source)
-
-    def _regroup(self, writer: IndexWriter) -> None:
-        groups = group_near_duplicates(
-            writer.all_article_texts(), self.settings.duplicate_threshold, self._sketches
-        )
-        writer.set_groups(groups)

@@ -10,7 +10,7 @@ import numpy as np
 from rag.embedder import Embedder
 from rag.retrieval.fusion import convex, mmr, rrf
 from rag.settings import Settings
-from rag.store.reader import IndexReader
+from rag.store.base import StoreReader
 from rag.text.sentences import split_sentences
 from rag.text.shingles import collapse, containment, shingles
 from rag.text.terms import term_weights, weighted_share
@@ -22,7 +22,7 @@ from rag.types import Article, Chunk, Filters, Hit
 class Retriever:
     """Finds the passages that best match a question."""
 
-    def __init__(self, reader: IndexReader, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, reader: StoreReader, embedder: Embedder, settings: Settings) -> None:
         self.reader = reader
         self.embedder = embedder
         self.settings = settings
@@ -53,7 +53,7 @@ class Retriever:
         dense_by_id, lex_by_id = dict(dense), dict(lexical)
         # Take enough candidates that collapsing duplicates still leaves k.
         candidates = fused[: max(3 * k, k + 10)]
-        rows = self.reader.chunks([i for i, _ in candidates])
+        rows = self.reader.passages([i for i, _ in candidates])
         if s.sentence_boost:
             candidates = self._boost_sentences(query, candidates, rows)
         # MMR last: it re-orders by relevance and diversity, and nothing may sort its order away.
@@ -69,17 +69,17 @@ class Retriever:
             by_id = dict(candidates)
             candidates = [(i, by_id[i]) for i in order]
         hits = []
-        for rowid, score in candidates:
-            if rowid not in rows:
+        for pid, score in candidates:
+            if pid not in rows:
                 continue
-            chunk, article = rows[rowid]
+            chunk, article = rows[pid]
             hits.append(
                 Hit(
                     chunk=chunk,
                     article=article,
                     score=float(score),
-                    dense_score=dense_by_id.get(rowid),
-                    lexical_score=lex_by_id.get(rowid),
+                    dense_score=dense_by_id.get(pid),
+                    lexical_score=lex_by_id.get(pid),
                 )
             )
         if filters is None:  # with a filter, stay inside the sources the user asked for
@@ -101,12 +101,12 @@ class Retriever:
         if not weights:
             return candidates
         boosted = []
-        for rowid, score in candidates:
+        for pid, score in candidates:
             best = 0.0
-            if rowid in rows:
-                for sent in sentence_terms(rows[rowid][0]):
+            if pid in rows:
+                for sent in sentence_terms(rows[pid][0]):
                     best = max(best, weighted_share(weights, sent))
-            boosted.append((rowid, score + self.settings.sentence_boost * best))
+            boosted.append((pid, score + self.settings.sentence_boost * best))
         boosted.sort(key=lambda p: (-p[1], p[0]))
         return boosted
 
@@ -134,9 +134,9 @@ class Retriever:
             return hit
         mine = shingles(hit.chunk.text)
         best, best_c = None, 0.0
-        rowids = self.reader.rowids_of_article(fullest.id)
-        rows = self.reader.chunks(rowids)  # one query for the whole article, not one per passage
-        for chunk, _ in (rows[r] for r in rowids if r in rows):
+        pids = self.reader.passage_ids(fullest.id)
+        rows = self.reader.passages(pids)  # one query for the whole article, not one per passage
+        for chunk, _ in (rows[r] for r in pids if r in rows):
             c = containment(mine, shingles(chunk.text))
             if c > best_c:
                 best, best_c = chunk, c

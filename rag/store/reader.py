@@ -1,8 +1,7 @@
-"""Reading the index: the committed snapshot's vectors, BM25 and metadata, one snapshot per thread."""
+"""Reading the local index: one commit per thread, searches with filters, passages and articles."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -11,133 +10,148 @@ from typing import Any
 
 import numpy as np
 
-from rag.store.folder import ARTICLE_COLUMNS, IndexStore, Manifest
-from rag.store.snapshot import Snapshot
-from rag.store.vectors import reconstruct_many
-from rag.store.vectors import search as vector_search
-from rag.types import Article, Chunk, Filters, PageSpan
+from rag.errors import CorruptIndex, IndexMissing
+from rag.store import rows
+from rag.store.folder import IndexFolder
+from rag.store.segment import Segment
+from rag.store.view import View
+from rag.types import Article, Chunk, Filters
+
+_OPEN_ATTEMPTS = 5
 
 
-def _article_from_row(row: sqlite3.Row) -> Article:
-    return Article(
-        id=row["id"],
-        source=row["source"],
-        title=row["title"],
-        text=row["text"],
-        date=row["date"],
-        author=row["author"],
-        url=row["url"],
-        site=row["site"],
-        group_id=row["group_id"],
-        pages=_pages(row["pages"]),
-    )
-
-
-def _pages(stored: str | None) -> tuple[PageSpan, ...]:
-    """PDF page spans as the writer stores them: JSON ``[[start, end, page], ...]`` or NULL."""
-    if not stored:
-        return ()
-    try:
-        return tuple(PageSpan(int(a), int(b), int(page)) for a, b, page in json.loads(stored))
-    except (TypeError, ValueError):
-        return ()  # damaged page data costs the page numbers, not the article
-
-
-class IndexReader:
+class LocalReader:
     """Read access to the committed index; safe to share between threads.
 
-    Each thread sees one snapshot until it calls :meth:`refresh`, so the several lookups that
-    make up one search (vector ids, then their rows) never mix two commits, even while another
-    thread switches to a newer one. A thread that never refreshes keeps the snapshot it first saw.
+    Each thread sees one commit until it calls :meth:`refresh`, so the several lookups that
+    make up one search (passage ids, then their rows) never mix two commits, even while another
+    thread switches to a newer one. A thread that never refreshes keeps the commit it first saw.
     """
 
-    def __init__(self, store: IndexStore, model_id: str | None = None) -> None:
-        self.store = store
+    def __init__(self, folder: IndexFolder, model_id: str | None = None) -> None:
+        self.folder = folder
         self.model_id = model_id
-        self._lock = threading.RLock()  # one SQLite query at a time per reader
-        self._load_lock = threading.Lock()  # one thread loads a new snapshot, the others wait
-        self._latest = Snapshot.open_current(store, model_id, read_only=True)
+        self._load_lock = threading.Lock()  # one thread opens a new view, the others wait
+        self._loaded: dict[str, Segment] = {}  # segments in memory, shared by the views
+        self._probe: sqlite3.Connection | None = None  # reads the newest generation number
+        self._latest = self._open(None)
         self._local = threading.local()
 
-    @property
-    def _snap(self) -> Snapshot:
-        snap: Snapshot | None = getattr(self._local, "snap", None)
-        if snap is None:
-            snap = self._local.snap = self._latest
-        return snap
+    def _open(self, before: View | None) -> View:
+        """Open the newest commit. A writer may commit twice while we load and so collect a
+        segment we are reading: then the generation has moved on and we load the newer one."""
+        if self.folder.layout() == "none":
+            raise IndexMissing.at(self.folder.dir)
+        for attempt in range(_OPEN_ATTEMPTS):
+            seen = self._generation()
+            try:
+                view = View.open(self.folder, self.model_id, self._loaded, before)
+                break
+            except CorruptIndex:
+                if attempt == _OPEN_ATTEMPTS - 1 or self._generation() == seen:
+                    raise
+        live = {s.seg.name for s in view.states}
+        for name in [n for n in self._loaded if n not in live]:
+            del self._loaded[name]  # views that still hold one keep it alive
+        return view
+
+    def _generation(self) -> int:
+        try:
+            if self._probe is None:
+                self._probe = sqlite3.connect(
+                    self.folder.rows_path, check_same_thread=False, isolation_level=None
+                )
+                self._probe.execute("PRAGMA query_only=ON")
+            row = self._probe.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            return int(row[0]) if row else 0
+        except (sqlite3.Error, ValueError):
+            return -1
 
     @property
-    def manifest(self) -> Manifest:
-        return self._snap.manifest
+    def _view(self) -> View:
+        view: View | None = getattr(self._local, "view", None)
+        if view is None:
+            view = self._local.view = self._latest
+        return view
+
+    @property
+    def version(self) -> str:
+        return f"commit-{self._view.generation:08d}"
+
+    def counts(self) -> tuple[int, int]:
+        view = self._view
+        return view.articles_count, view.passages
 
     def refresh(self) -> bool:
-        """Move this thread to the newest committed snapshot; True if what it sees changed."""
-        before = self._snap
+        """Move this thread to the newest commit; True if what it sees changed."""
+        before = self._view
         with self._load_lock:
-            if self.store.current_snapshot() != self._latest.path:
-                self._latest = Snapshot.open_current(self.store, self.model_id, read_only=True)
-            self._local.snap = self._latest
+            if self._generation() != self._latest.generation:
+                self._latest = self._open(self._latest)
+            self._local.view = self._latest
         return self._latest is not before
 
     # --- search -------------------------------------------------------------------------------
-    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
-        return self.rowids_matching(filters) if filters is not None and filters.active() else None
+    def _allowed(self, filters: Filters | None) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        if filters is None or not filters.active():
+            return None
+        view = self._view
+        cached = view.filtered.get(filters)
+        if cached is None:
+            cached = view.allowed(self._ids_matching(view, filters))
+            if len(view.filtered) >= 8:
+                view.filtered.clear()
+            view.filtered[filters] = cached
+        return cached
 
     def dense_search(
         self, query: np.ndarray, k: int, filters: Filters | None = None
     ) -> list[tuple[int, float]]:
         """Top ``k`` (passage id, cosine) among the passages that pass ``filters``."""
-        return vector_search(self._snap.vectors, query, k, self._allowed(filters))
+        return self._view.dense_search(query, k, self._allowed(filters))
 
     def lexical_search(
         self, query: str, k: int, filters: Filters | None = None
     ) -> list[tuple[int, float]]:
         """Top ``k`` (passage id, BM25 score) among the passages that pass ``filters``."""
-        allowed = self._allowed(filters)
-        if allowed is None:
-            return self._snap.lexical.search(query, k)
-        keep = set(allowed.tolist())
-        # Filtered lexical search: over-fetch, then keep only allowed ids.
-        hits = self._snap.lexical.search(query, max(k * 4, k + len(keep) // 2))
-        return [(i, s) for i, s in hits if i in keep][:k]
+        return self._view.lexical_search(query, k, self._allowed(filters))
 
     def idf(self, terms: Sequence[str]) -> list[float]:
-        return self._snap.lexical.idf(terms)
+        return self._view.idf(terms)
 
-    def vectors_for(self, rowids: Sequence[int]) -> np.ndarray:
-        return reconstruct_many(self._snap.vectors, rowids)
+    def vectors_for(self, ids: Sequence[int]) -> np.ndarray:
+        view = self._view
+        return view.vectors_for(ids, rows.meta_int(view.meta, "dimension"))
 
-    # --- metadata ------------------------------------------------------------------------------
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        snap = self._snap
-        with self._lock:
-            return snap.db.execute(sql, args).fetchall()
-
+    # --- rows ---------------------------------------------------------------------------------
     def article(self, article_id: str) -> Article:
-        cache = self._snap.articles
-        cached = cache.get(article_id)
+        view = self._view
+        cached = view.articles.get(article_id)
         if cached is not None:
             return cached
-        rows = self._query(f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,))
-        if not rows:
+        found = view.query(
+            f"SELECT {rows.ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)
+        )
+        if not found:
             raise KeyError(article_id)
-        article = _article_from_row(rows[0])
-        if len(cache) > 2048:
-            cache.clear()
-        cache[article_id] = article
+        article = rows.article_from_row(found[0])
+        if len(view.articles) > 2048:
+            view.articles.clear()
+        view.articles[article_id] = article
         return article
 
-    def chunks(self, rowids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
-        if not rowids:
-            return {}
-        marks = ",".join("?" * len(rowids))
-        rows = self._query(
-            f'SELECT rowid, id, article_id, ordinal, start, "end" FROM chunks WHERE rowid IN ({marks})',
-            [int(r) for r in rowids],
-        )
+    def passages(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
+        view = self._view
+        with view.lock:
+            found = rows.chunks_in(view.db, ids, 'pid, id, article_id, ordinal, start, "end"')
         out: dict[int, tuple[Chunk, Article]] = {}
-        for r in rows:
-            article = self.article(r["article_id"])
+        for r in found:
+            try:
+                article = self.article(r["article_id"])
+            except KeyError:
+                raise CorruptIndex(
+                    f"passage {r['pid']} belongs to no article; run rag check"
+                ) from None
             chunk = Chunk(
                 id=r["id"],
                 article_id=r["article_id"],
@@ -146,34 +160,31 @@ class IndexReader:
                 end=r["end"],
                 text=article.text[r["start"] : r["end"]],
             )
-            out[int(r["rowid"])] = (chunk, article)
+            out[int(r["pid"])] = (chunk, article)
         return out
 
-    def rowids_of_article(self, article_id: str) -> list[int]:
-        rows = self._query(
-            "SELECT rowid FROM chunks WHERE article_id = ? ORDER BY ordinal", (article_id,)
+    def passage_ids(self, article_id: str) -> list[int]:
+        found = self._view.query(
+            "SELECT pid FROM chunks WHERE article_id = ? ORDER BY ordinal", (article_id,)
         )
-        return [int(r[0]) for r in rows]
+        return [int(r[0]) for r in found]
 
     def sources_of(self, article_id: str) -> list[str]:
-        rows = self._query(
+        found = self._view.query(
             "SELECT source FROM sources WHERE article_id = ? ORDER BY source", (article_id,)
         )
-        return [r["source"] for r in rows]
+        return [r["source"] for r in found]
 
     def group_members(self, group_id: str) -> list[Article]:
-        rows = self._query(
-            f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE group_id = ? ORDER BY length(text) DESC",
+        found = self._view.query(
+            f"SELECT {rows.ARTICLE_COLUMNS} FROM articles WHERE group_id = ? "
+            "ORDER BY length(text) DESC, id",
             (group_id,),
         )
-        return [_article_from_row(r) for r in rows]
+        return [rows.article_from_row(r) for r in found]
 
-    def rowids_matching(self, filters: Filters) -> np.ndarray:
-        """Passage ids of the articles that pass ``filters`` (remembered per snapshot)."""
-        snap = self._snap
-        cached = snap.filtered.get(filters)
-        if cached is not None:
-            return cached
+    def _ids_matching(self, view: View, filters: Filters) -> np.ndarray:
+        """Passage ids of the articles that pass ``filters``."""
         clauses, args = [], []
         if filters.date_from:
             clauses.append("a.date >= ?")
@@ -182,59 +193,65 @@ class IndexReader:
             clauses.append("a.date <= ?")
             args.append(filters.date_to)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._query(
-            f"SELECT c.rowid AS rowid, a.source AS source, a.id AS aid FROM chunks c "
+        found = view.query(
+            f"SELECT c.pid AS pid, a.source AS source, a.id AS aid FROM chunks c "
             f"JOIN articles a ON a.id = c.article_id {where}",
             args,
         )
-        if filters.source:
-            by_article: dict[str, bool] = {}
-            keep = []
-            for r in rows:
-                aid = r["aid"]
-                if aid not in by_article:
-                    by_article[aid] = any(
-                        filters.source_matches(s) for s in [r["source"], *self.sources_of(aid)]
-                    )
-                if by_article[aid]:
-                    keep.append(r["rowid"])
-            allowed = np.array(keep, dtype=np.int64)
-        else:
-            allowed = np.array([r["rowid"] for r in rows], dtype=np.int64)
-        if len(snap.filtered) >= 8:
-            snap.filtered.clear()
-        snap.filtered[filters] = allowed
-        return allowed
+        if not filters.source:
+            return np.array(sorted(r["pid"] for r in found), dtype=np.int64)
+        by_article: dict[str, bool] = {}
+        keep = []
+        for r in found:
+            aid = r["aid"]
+            if aid not in by_article:
+                by_article[aid] = any(
+                    filters.source_matches(s) for s in [r["source"], *self.sources_of(aid)]
+                )
+            if by_article[aid]:
+                keep.append(r["pid"])
+        return np.array(sorted(keep), dtype=np.int64)
 
     def list_articles(self) -> list[dict[str, Any]]:
-        rows = self._query(
+        found = self._view.query(
             "SELECT a.id, a.source, a.title, a.date, a.group_id, length(a.text) AS chars, "
             "(SELECT count(*) FROM chunks c WHERE c.article_id = a.id) AS chunks "
             "FROM articles a ORDER BY a.title"
         )
-        return [dict(r) for r in rows]
+        return [dict(r) for r in found]
 
     def stats(self) -> dict[str, Any]:
-        groups = self._query(
-            "SELECT group_id, count(*) AS n FROM articles WHERE group_id IS NOT NULL GROUP BY group_id"
-        )
-        m = self.manifest
+        view = self._view
+        groups = view.query("SELECT id FROM groups ORDER BY id")
+        updated = float(view.meta.get("updated", "0"))
         return {
-            "articles": m.articles,
-            "chunks": m.chunks,
-            "model": m.model_id,
-            "dimension": m.dimension,
-            "snapshot": m.snapshot,
-            "updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created)),
+            "articles": view.articles_count,
+            "chunks": view.passages,
+            "model": view.meta.get("model_id"),
+            "dimension": rows.meta_int(view.meta, "dimension"),
+            "snapshot": self.version,
+            "updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(updated)),
             "duplicate_groups": [
                 {
-                    "group": g["group_id"],
+                    "group": g["id"],
                     "articles": [
                         {"title": a.title, "source": a.source, "chars": len(a.text)}
-                        for a in self.group_members(g["group_id"])
+                        for a in self.group_members(g["id"])
                     ],
                 }
                 for g in groups
             ],
-            "index_dir": str(self.store.dir),
+            "index_dir": str(self.folder.dir),
         }
+
+    def segments(self) -> list[dict[str, Any]]:
+        """The segments of this thread's commit: name, passages, live passages, vector index."""
+        return [
+            {
+                "name": s.seg.name,
+                "docs": s.seg.info.docs,
+                "live": s.live,
+                "vectors": s.seg.info.vectors,
+            }
+            for s in self._view.states
+        ]

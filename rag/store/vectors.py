@@ -33,11 +33,13 @@ import numpy as np
 from rag.settings import Settings
 
 __all__ = [
+    "Exclusion",
     "VectorPolicy",
     "describe",
     "ids_of",
     "is_exact",
     "maybe_upgrade",
+    "merge_indexes",
     "new_index",
     "reconstruct_many",
     "remove_ids",
@@ -169,15 +171,35 @@ def _contains(index: faiss.Index, keys: np.ndarray) -> np.ndarray:
     return present
 
 
+class Exclusion:
+    """A selector of every id but ``ids`` (a segment's deleted passages), built once per commit."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._batch = faiss.IDSelectorBatch(self.ids)  # kept alive: the selector points at it
+        self.selector = faiss.IDSelectorNot(self._batch)
+
+
 def search(
-    index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    index: faiss.Index,
+    query: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None = None,
+    excluded: Exclusion | None = None,
 ) -> list[tuple[int, float]]:
-    """Top ``k`` (id, inner product) for one query, optionally only among ``allowed`` ids."""
+    """Top ``k`` (id, inner product) for one query, optionally only among ``allowed`` ids (which
+    then must not hold ``excluded`` ones) or among all ids but ``excluded``."""
     if index.ntotal == 0 or k <= 0:
         return []
     q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
     ivf = _ivf(index)
     params = None
+    if allowed is None and excluded is not None and len(excluded.ids):
+        params = (
+            faiss.SearchParameters(sel=excluded.selector)
+            if ivf is None
+            else faiss.SearchParametersIVF(sel=excluded.selector, nprobe=ivf.nprobe)
+        )
     if allowed is not None:
         if len(allowed) == 0:
             return []
@@ -300,4 +322,39 @@ def maybe_upgrade(index: faiss.Index, policy: VectorPolicy) -> faiss.Index:
         flat = new_index(index.d)
         flat.add_with_ids(vectors, ids)
         return flat
+    return build_ivf(vectors, ids, policy)
+
+
+def merge_indexes(
+    parts: Sequence[tuple[faiss.Index, np.ndarray]], dimension: int, policy: VectorPolicy
+) -> faiss.Index:
+    """One index holding the ``keep`` ids of each (index, keep) part: exact up to
+    ``policy.exact_max`` vectors; above it the largest trained IVF part is reused when the
+    result stays within ``retrain_growth`` of what it was trained for (its codes are kept, the
+    others' vectors are added: no retraining), else a new IVF is trained on everything. The
+    parts may be changed."""
+    n = sum(len(keep) for _, keep in parts)
+    if n <= policy.exact_max:
+        flat = new_index(dimension)
+        for index, keep in parts:
+            if len(keep):
+                flat.add_with_ids(reconstruct_many(index, keep), keep.astype(np.int64))
+        return flat
+    reusable = [
+        (index.ntotal, i)
+        for i, (index, _) in enumerate(parts)
+        if not is_exact(index) and n <= policy.retrain_growth * max(1, trained_size(index))
+    ]
+    if reusable:
+        base_no = max(reusable)[1]
+        base, keep = parts[base_no]
+        drop = np.setdiff1d(ids_of(base), keep, assume_unique=True)
+        remove_ids(base, drop)
+        faiss.omp_set_num_threads(_TRAIN_THREADS)
+        for j, (index, keep) in enumerate(parts):
+            if j != base_no and len(keep):
+                base.add_with_ids(reconstruct_many(index, keep), keep.astype(np.int64))
+        return base
+    ids = np.concatenate([keep.astype(np.int64) for _, keep in parts])
+    vectors = np.concatenate([reconstruct_many(index, keep) for index, keep in parts])
     return build_ivf(vectors, ids, policy)

@@ -1,0 +1,128 @@
+"""Near-duplicate groups kept up to date at the cost of what changed.
+
+Groups are the connected components of "versions of one story" (shingle containment at least
+the threshold, checked on LSH candidates: rag.text.minhash), named after their fullest article
+(longest text, then smallest id). Each stored article is filed under its 64 MinHash band keys,
+so a new article finds its candidates with one lookup; only the groups it joins are renamed.
+A removal can split only the group it left, so only that group's members are compared again.
+The result equals grouping every article from scratch (``tests/test_grouping.py`` checks it).
+
+Any store can use :func:`regroup` by answering the few questions of :class:`GroupRows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Protocol
+
+import numpy as np
+
+from rag.text.minhash import Sketch, band_keys, candidate_pairs, components, sketch_texts, versions
+
+__all__ = ["GroupRows", "regroup"]
+
+
+class GroupRows(Protocol):
+    """What regrouping needs of a store (committed rows and this session's, alike)."""
+
+    def candidates(self, keys: Collection[int]) -> dict[int, set[str]]:
+        """The articles filed under each of these band keys (keys without any: left out)."""
+        ...
+
+    def texts(self, ids: Collection[str]) -> dict[str, str]: ...
+
+    def groups_of(self, ids: Collection[str]) -> dict[str, str | None]: ...
+
+    def members(self, group_id: str) -> list[str]: ...
+
+    def set_groups(self, changes: Mapping[str, str | None], sizes: Mapping[str, int],
+                   dropped: Collection[str]) -> None:  # fmt: skip
+        """Set articles' group ids, write the sizes of new or changed groups, drop the rest."""
+        ...
+
+
+def _name(members: Collection[str], texts: Mapping[str, str]) -> str:
+    return min(members, key=lambda a: (-len(texts[a]), a))
+
+
+def regroup(
+    rows: GroupRows,
+    added: Mapping[str, Sketch],
+    touched: Collection[str],
+    threshold: float,
+    others: bool = True,
+) -> None:
+    """Update the groups after ``added`` articles (with their sketches; all still stored) came
+    in and the groups ``touched`` lost members. ``others``: whether articles other than the
+    added ones are stored (if not, no lookups are needed)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        parent.setdefault(a, a)
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def union(a: str, b: str) -> None:
+        parent[find(a)] = find(b)
+
+    old_groups: set[str] = set(touched)
+    # A group that lost members may fall apart: compare its remaining members again.
+    for gid in touched:
+        members = sorted(rows.members(gid))
+        texts = rows.texts(members)
+        for comp in components(sketch_texts([texts[m] for m in members]), threshold):
+            for i in comp:
+                union(members[i], members[comp[0]])
+    # A new article joins the groups of the articles it is a version of: among the new ones
+    # its candidates come from banding their signatures here, among the stored ones from the
+    # stored band keys.
+    sketches: dict[str, Sketch] = dict(added)
+    usable = [a for a, s in added.items() if len(s.shingles)]
+    partners: dict[str, set[str]] = {a: set() for a in usable}
+    for a in added:
+        find(a)
+    if len(usable) > 1:
+        sig = np.stack([added[a].signature for a in usable])
+        for p, q in candidate_pairs(sig).tolist():
+            partners[usable[p]].add(usable[q])
+    if usable and others:
+        keys = band_keys(np.stack([added[a].signature for a in usable]))
+        filed = rows.candidates(set(keys.ravel().tolist()))
+        for a, row in zip(usable, keys.tolist(), strict=True):
+            for k in row:
+                partners[a].update(c for c in filed.get(k, ()) if c not in added)
+    unknown = {c for cands in partners.values() for c in cands if c not in sketches}
+    if unknown:
+        texts = rows.texts(unknown)
+        sketches.update(zip(texts, sketch_texts(list(texts.values())), strict=True))
+    current = rows.groups_of({c for cands in partners.values() for c in cands})
+    for aid, cands in partners.items():
+        for c in cands:
+            if c in sketches and versions(sketches[aid], sketches[c], threshold):
+                union(aid, c)
+                joined = current.get(c)
+                if joined is not None and joined not in old_groups:
+                    old_groups.add(joined)
+                    for m in rows.members(joined):
+                        union(m, c)
+    comps: dict[str, list[str]] = {}
+    for a in parent:
+        comps.setdefault(find(a), []).append(a)
+    # A new article alone stays without a group: only groups and former members need a look.
+    grouped = [a for group in comps.values() if len(group) > 1 for a in group]
+    lengths = rows.texts(grouped)
+    was = rows.groups_of([a for a in parent if len(comps[find(a)]) > 1 or a not in added])
+    changes: dict[str, str | None] = {}
+    sizes: dict[str, int] = {}
+    for group in comps.values():
+        name = _name(group, lengths) if len(group) > 1 else None
+        if name is not None:
+            sizes[name] = len(group)
+        for a in group:
+            if was.get(a) != name:
+                changes[a] = name
+    rows.set_groups(changes, sizes, old_groups - set(sizes))
