@@ -19,6 +19,7 @@ import numpy as np
 
 from rag.answer.abstention import abstain
 from rag.answer.confidence import confidence as calibrated
+from rag.answer.conflicts import Counterpart, conflict_sentence, counterparts
 from rag.answer.context import (
     ArticleSentences,
     article_sentences,
@@ -34,7 +35,7 @@ from rag.settings import Settings
 from rag.text.shingles import containment, shingles
 from rag.text.terms import Idf, term_weights, weighted_share
 from rag.text.tokens import tokenize
-from rag.types import Answer, AnswerSentence, Citation, Hit
+from rag.types import Answer, AnswerSentence, Citation, Conflict, Hit
 
 __all__ = ["Candidate", "ExtractiveAnswerer", "Weights", "compose"]
 
@@ -185,8 +186,12 @@ class ExtractiveAnswerer:
             return abstain(question, hits)
         coverage = self.coverage(question, hits)
         chosen = self.choose(question, hits, cands)
-        answer = compose(question, hits, chosen)
+        top = chosen[0]
         kind = answer_kind(question)
+        hits, chosen, found = self.with_counterparts(question, kind, hits, chosen)
+        answer = compose(question, hits, chosen, ordered=bool(found))
+        if found:
+            answer = state_conflicts(answer, chosen, top, found)
         span = self.short_span(question, hits, chosen[0], kind)
         conf = calibrated(cands, coverage, kind, span is not None)
         notes: tuple[str, ...] = ()
@@ -229,6 +234,45 @@ class ExtractiveAnswerer:
             if extra is not None:
                 chosen.append(extra)
         return chosen
+
+    def with_counterparts(
+        self, question: str, kind: str, hits: Sequence[Hit], chosen: Sequence[Candidate]
+    ) -> tuple[list[Hit], list[Candidate], list[tuple[Candidate, Counterpart]]]:
+        """When other articles say the top quote's sentence with another value for what was
+        asked (rag/answer/conflicts.py), quote each of them too: the quotes that disagree come
+        first, the newest first when all are dated, then the other quotes.
+
+        Returns the passages (with the paragraphs of other versions that were not retrieved),
+        the quotes in citation order, and each counterpart with its quote.
+        """
+        top = chosen[0]
+        focus = top.focus or (top.start, top.end)
+        found = counterparts(question, kind, hits, top.hit_index, focus, self.entities)
+        if not found:
+            return list(hits), list(chosen), []
+        hits = list(hits)
+        pairs = []
+        for cp in found:
+            index = next((i for i, h in enumerate(hits) if h is cp.hit), None)
+            if index is None:
+                hits.append(cp.hit)
+                index = len(hits) - 1
+            text = cp.hit.article.text[cp.start : cp.end]
+            quote = replace(top, hit_index=index, start=cp.start, end=cp.end, text=text)
+            pairs.append((self.widen(hits, replace(quote, passage=None, focus=None), []), cp))
+        disagreeing = [top, *(q for q, _ in pairs)]
+        dates = [hits[q.hit_index].article.date for q in disagreeing]
+        if all(dates):  # newest first; the best-scoring first among equals (sort is stable)
+            disagreeing.sort(key=lambda q: hits[q.hit_index].article.date or "", reverse=True)
+
+        def overlaps(c: Candidate) -> bool:
+            return any(
+                c.hit_index == q.hit_index and c.start < q.end and q.start < c.end
+                for q in disagreeing
+            )
+
+        rest = [c for c in chosen[1:] if not overlaps(c)]
+        return hits, [*disagreeing, *rest], pairs
 
     def widen(self, hits: Sequence[Hit], top: Candidate, cands: Sequence[Candidate]) -> Candidate:
         """The top sentence as one contiguous quote with the sentence(s) it refers back to, and
@@ -314,9 +358,12 @@ class ExtractiveAnswerer:
         return weighted_share(weights, found)
 
 
-def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> Answer:
+def compose(
+    question: str, hits: Sequence[Hit], chosen: Sequence[Candidate], ordered: bool = False
+) -> Answer:
     """Number the quotes: the best one first, the others by passage rank and position, so quotes
-    from one passage read in order; quotes from outside the retrieved passages come last.
+    from one passage read in order; quotes from outside the retrieved passages come last
+    (``ordered``: number them as given).
 
     A citation's passage always holds its quote: the hit's passage, or for a quote that reaches
     outside it the article span it comes from (then ``chunk_id`` names that span, not the hit's
@@ -328,10 +375,10 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
     rest = sorted(
         chosen[1:], key=lambda c: (c.passage is not None, first_rank[c.hit_index], c.start)
     )
-    ordered = [chosen[0], *rest]
+    in_order = list(chosen) if ordered else [chosen[0], *rest]
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
-    for n, c in enumerate(ordered, start=1):
+    for n, c in enumerate(in_order, start=1):
         hit = hits[c.hit_index]
         assert hit.article.text[c.start : c.end] == c.text, "quote must be verbatim at its offsets"
         p0, p1 = c.passage or (hit.chunk.start, hit.chunk.end)
@@ -355,6 +402,7 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
                 url=hit.article.url,
                 also_in=hit.also_in,
                 page=hit.article.page_at(c.start),
+                versions=hit.versions,
             )
         )
         sentences.append(AnswerSentence(text=c.text, citations=(n,)))
@@ -367,3 +415,47 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
         closest=tuple(hits),
         sentences=tuple(sentences),
     )
+
+
+def state_conflicts(
+    answer: Answer,
+    quotes: Sequence[Candidate],
+    top: Candidate,
+    found: Sequence[tuple[Candidate, Counterpart]],
+) -> Answer:
+    """The answer opened by a sentence that says the sources disagree and cites each value, with
+    a :class:`Conflict` for each counterpart of the ``top`` quote; ``quotes`` are in citation
+    order (as :func:`compose` numbered them with ``ordered=True``)."""
+    number = {(q.hit_index, q.start): n for n, q in enumerate(quotes, start=1)}
+    by_n = {c.n: c for c in answer.citations}
+    n_top = number[(top.hit_index, top.start)]
+    conflicts = []
+    for quote, cp in found:
+        (n1, s1), (n2, s2) = sorted(
+            [(n_top, cp.here), (number[(quote.hit_index, quote.start)], cp.there)]
+        )
+        c1, c2 = by_n[n1], by_n[n2]
+        conflicts.append(
+            Conflict(
+                kind=cp.kind,
+                values=(_value(c1, s1), _value(c2, s2)),
+                citations=(n1, n2),
+                sources=(c1.source, c2.source),
+                dates=(c1.date, c2.date),
+                spans=(s1, s2),
+            )
+        )
+    lead = conflict_sentence(conflicts)
+    cited = tuple(sorted({n for c in conflicts for n in c.citations}))
+    return replace(
+        answer,
+        text=f"{lead} {answer.text}",
+        sentences=(AnswerSentence(text=lead, citations=cited), *answer.sentences),
+        conflicts=tuple(conflicts),
+    )
+
+
+def _value(citation: Citation, span: tuple[int, int]) -> str:
+    """The value at article offsets ``span``, cut from the citation's quote (verbatim)."""
+    assert citation.start <= span[0] < span[1] <= citation.end, "the value lies in its quote"
+    return citation.quote[span[0] - citation.start : span[1] - citation.start]
