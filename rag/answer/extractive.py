@@ -19,14 +19,15 @@ import numpy as np
 
 from rag.answer.abstention import abstain
 from rag.answer.confidence import confidence as calibrated
-from rag.answer.conflicts import Counterpart, conflict_sentence, counterparts
 from rag.answer.context import (
     ArticleSentences,
     article_sentences,
     full_name_mention,
+    is_question,
     paragraph_at,
     refers_back,
 )
+from rag.answer.disagreement import quote_counterparts, state_conflicts
 from rag.answer.entities import find_entities
 from rag.answer.kinds import answer_kind
 from rag.answer.short import EntityFinder, kind_match, new_entities, short_answer
@@ -35,7 +36,7 @@ from rag.settings import Settings
 from rag.text.shingles import containment, shingles
 from rag.text.terms import Idf, term_weights, weighted_share
 from rag.text.tokens import tokenize
-from rag.types import Answer, AnswerSentence, Citation, Conflict, Hit
+from rag.types import Answer, AnswerSentence, Citation, Hit
 
 __all__ = ["Candidate", "ExtractiveAnswerer", "Weights", "compose"]
 
@@ -172,7 +173,7 @@ class ExtractiveAnswerer:
                 phrase=len(q_pairs & _pairs(tokens)) / len(q_pairs) if q_pairs else 0.0,
                 context=context,
                 refers=1.0 if refers_back(text) else 0.0,
-                question=1.0 if text.rstrip("\"'”’) ").endswith("?") else 0.0,
+                question=1.0 if is_question(text) else 0.0,
             )
             out.append(replace(c, score=self.weights.score(c)))
         return out
@@ -181,17 +182,20 @@ class ExtractiveAnswerer:
         self, question: str, hits: Sequence[Hit], question_vector: np.ndarray | None = None
     ) -> Answer:
         cands = sorted(self.candidates(question, hits, question_vector), key=lambda c: -c.score)
-        cands = [c for c in cands if not c.question] or cands
         if not cands:
             return abstain(question, hits)
+        cands = [c for c in cands if not c.question]
+        if not cands:  # a question is never quoted as the answer to a question
+            return abstain(question, hits, ("the passages only ask questions",))
         coverage = self.coverage(question, hits)
         chosen = self.choose(question, hits, cands)
-        top = chosen[0]
         kind = answer_kind(question)
-        hits, chosen, found = self.with_counterparts(question, kind, hits, chosen)
-        answer = compose(question, hits, chosen, ordered=bool(found))
-        if found:
-            answer = state_conflicts(answer, chosen, top, found)
+        quoted = quote_counterparts(question, kind, hits, chosen, cands, self.entities, self.widen)
+        if quoted is None:
+            answer = compose(question, hits, chosen)
+        else:  # the sources disagree: quote each side, say so
+            hits, chosen = quoted.hits, quoted.quotes
+            answer = state_conflicts(compose(question, hits, chosen, ordered=True), quoted)
         span = self.short_span(question, hits, chosen[0], kind)
         conf = calibrated(cands, coverage, kind, span is not None)
         notes: tuple[str, ...] = ()
@@ -234,45 +238,6 @@ class ExtractiveAnswerer:
             if extra is not None:
                 chosen.append(extra)
         return chosen
-
-    def with_counterparts(
-        self, question: str, kind: str, hits: Sequence[Hit], chosen: Sequence[Candidate]
-    ) -> tuple[list[Hit], list[Candidate], list[tuple[Candidate, Counterpart]]]:
-        """When other articles say the top quote's sentence with another value for what was
-        asked (rag/answer/conflicts.py), quote each of them too: the quotes that disagree come
-        first, the newest first when all are dated, then the other quotes.
-
-        Returns the passages (with the paragraphs of other versions that were not retrieved),
-        the quotes in citation order, and each counterpart with its quote.
-        """
-        top = chosen[0]
-        focus = top.focus or (top.start, top.end)
-        found = counterparts(question, kind, hits, top.hit_index, focus, self.entities)
-        if not found:
-            return list(hits), list(chosen), []
-        hits = list(hits)
-        pairs = []
-        for cp in found:
-            index = next((i for i, h in enumerate(hits) if h is cp.hit), None)
-            if index is None:
-                hits.append(cp.hit)
-                index = len(hits) - 1
-            text = cp.hit.article.text[cp.start : cp.end]
-            quote = replace(top, hit_index=index, start=cp.start, end=cp.end, text=text)
-            pairs.append((self.widen(hits, replace(quote, passage=None, focus=None), []), cp))
-        disagreeing = [top, *(q for q, _ in pairs)]
-        dates = [hits[q.hit_index].article.date for q in disagreeing]
-        if all(dates):  # newest first; the best-scoring first among equals (sort is stable)
-            disagreeing.sort(key=lambda q: hits[q.hit_index].article.date or "", reverse=True)
-
-        def overlaps(c: Candidate) -> bool:
-            return any(
-                c.hit_index == q.hit_index and c.start < q.end and q.start < c.end
-                for q in disagreeing
-            )
-
-        rest = [c for c in chosen[1:] if not overlaps(c)]
-        return hits, [*disagreeing, *rest], pairs
 
     def widen(self, hits: Sequence[Hit], top: Candidate, cands: Sequence[Candidate]) -> Candidate:
         """The top sentence as one contiguous quote with the sentence(s) it refers back to, and
@@ -415,47 +380,3 @@ def compose(
         closest=tuple(hits),
         sentences=tuple(sentences),
     )
-
-
-def state_conflicts(
-    answer: Answer,
-    quotes: Sequence[Candidate],
-    top: Candidate,
-    found: Sequence[tuple[Candidate, Counterpart]],
-) -> Answer:
-    """The answer opened by a sentence that says the sources disagree and cites each value, with
-    a :class:`Conflict` for each counterpart of the ``top`` quote; ``quotes`` are in citation
-    order (as :func:`compose` numbered them with ``ordered=True``)."""
-    number = {(q.hit_index, q.start): n for n, q in enumerate(quotes, start=1)}
-    by_n = {c.n: c for c in answer.citations}
-    n_top = number[(top.hit_index, top.start)]
-    conflicts = []
-    for quote, cp in found:
-        (n1, s1), (n2, s2) = sorted(
-            [(n_top, cp.here), (number[(quote.hit_index, quote.start)], cp.there)]
-        )
-        c1, c2 = by_n[n1], by_n[n2]
-        conflicts.append(
-            Conflict(
-                kind=cp.kind,
-                values=(_value(c1, s1), _value(c2, s2)),
-                citations=(n1, n2),
-                sources=(c1.source, c2.source),
-                dates=(c1.date, c2.date),
-                spans=(s1, s2),
-            )
-        )
-    lead = conflict_sentence(conflicts)
-    cited = tuple(sorted({n for c in conflicts for n in c.citations}))
-    return replace(
-        answer,
-        text=f"{lead} {answer.text}",
-        sentences=(AnswerSentence(text=lead, citations=cited), *answer.sentences),
-        conflicts=tuple(conflicts),
-    )
-
-
-def _value(citation: Citation, span: tuple[int, int]) -> str:
-    """The value at article offsets ``span``, cut from the citation's quote (verbatim)."""
-    assert citation.start <= span[0] < span[1] <= citation.end, "the value lies in its quote"
-    return citation.quote[span[0] - citation.start : span[1] - citation.start]
