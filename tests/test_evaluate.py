@@ -556,6 +556,12 @@ def test_conflicts_surfaced_and_false_conflicts() -> None:
         False, (FakeCitation("Mark Twain's works"), FakeCitation("Ma Jianlong's works")), ("x",)
     )
     assert evaluate([q], lambda _: [], lambda _: named).conflict_surfaced == 1.0
+    # A number as written after a currency sign the SQuAD rule keeps ("€20,860" -> "€20860") ...
+    q = EvalQuestion("e", "q-e", ("20,860", "27,814"), ("a.txt",), conflict=("20,860", "27,814"))
+    euros = FakeConflictAnswer(
+        False, (FakeCitation("€20,860 p.a."), FakeCitation("€27,814")), ("x",)
+    )
+    assert evaluate([q], lambda _: [], lambda _: euros).conflict_surfaced == 1.0
     # ... but a number is not found inside another: "17" is not in "1917".
     q = EvalQuestion("y", "q-y", ("17", "11"), ("a.txt",), conflict=("17", "11"))
     years = FakeConflictAnswer(False, (FakeCitation("in 1917 and 1911"),), ("x",))

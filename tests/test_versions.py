@@ -70,3 +70,30 @@ def test_offsets_slice_back_and_a_text_never_differs_from_itself(a: str, b: str)
         assert a[d.a[0] : d.a[1]] == d.a_text and b[d.b[0] : d.b[1]] == d.b_text
     for w in words(a):
         assert a[w.start : w.end] == w.text
+
+
+def test_names_that_open_a_sentence_are_compared_when_they_read_as_names() -> None:
+    same_rest = " is often viewed as the first modern geologist."
+    assert kinds_and_texts("James Hutton" + same_rest, "Thoreau" + same_rest) == [
+        ("name", "James Hutton", "Thoreau")
+    ]
+    # One capitalised word each: a name when the text names it elsewhere ...
+    intro = "Cmdr. Armando Trevino spoke. "
+    assert kinds_and_texts(
+        intro + "Trevino said the patrols start in May.",
+        intro + "Garcia said the patrols start in May.",
+    ) == [("name", "Trevino", "Garcia")]
+    # ... else any word; and a rewritten headline is no name at all.
+    assert (
+        fact_differences(
+            "Crowds came. Rain fell later that day.", "Crowds came. Snow fell later that day."
+        )
+        == []
+    )
+    assert (
+        fact_differences(
+            "Joint effort targets border crime\n\nIn a politically sensitive operation, agents train.",
+            "U.S., Mexico join forces on the border\n\nIn a politically sensitive operation, agents train.",
+        )
+        == []
+    )

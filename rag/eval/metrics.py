@@ -187,9 +187,10 @@ def score_retrieval(q: EvalQuestion, passages: Sequence[Passage], k: int = 10) -
 def _cites(quote: str, value: str) -> bool:
     if contains_answer(quote, [value]):
         return True
-    # A name as written ("Mark Twain" in "Mark Twain's works", which the SQuAD rule folds into
-    # "twains"); numbers only by the rule, so that "17" is not found in "1917".
-    return not any(ch.isdigit() for ch in value) and value.casefold() in quote.casefold()
+    # As written, where the SQuAD rule misses it: "Mark Twain" in "Mark Twain's works" (the rule
+    # folds "Twain's" into "twains"), "20,860" in "€20,860"; never "17" inside "1917".
+    pattern = rf"(?<![\w]){re.escape(value.strip())}(?![^\W_]|[.,]?\d)"
+    return bool(value.strip()) and re.search(pattern, quote, re.IGNORECASE) is not None
 
 
 def score_answer(q: EvalQuestion, ans: AnswerLike) -> dict[str, Any]:
