@@ -61,17 +61,22 @@ def quote_counterparts(
     """When other articles say an answering sentence with another value for what was asked,
     quote each of them next to it, or None when no source contradicts one.
 
-    The sentence is the top quote's, else (for a typed question) the first of the
-    ``CANDIDATES`` best-ranked sentences that another article contradicts (a disagreement there,
-    of the kind asked for and at the place that answers, marks the answer): it becomes the top
-    quote. The quotes that
+    The sentence is the top quote's, else the first of the ``CANDIDATES`` best-ranked sentences
+    (for an untyped question, those of the top quote's story) that another article contradicts:
+    a disagreement there, of the kind asked for and where the sentence answers, marks the
+    answer, and that sentence becomes the top quote. The quotes that
     disagree come first, the newest first when all are dated (else the best-ranked first),
     then the other quotes.
     """
     top = chosen[0]
     tried = [(top.hit_index, *(top.focus or (top.start, top.end)))]
-    if kind != "other":  # an untyped question gives too little to tell the answer elsewhere
-        tried += [(c.hit_index, c.start, c.end) for c in ranked[:CANDIDATES]]
+    story = hits[top.hit_index].article
+    for c in ranked[:CANDIDATES]:
+        other = hits[c.hit_index].article
+        # An untyped question gives too little to tell its answer in another story.
+        same_story = other.id == story.id or (other.group_id and other.group_id == story.group_id)
+        if kind != "other" or same_story:
+            tried.append((c.hit_index, c.start, c.end))
     found: list[Counterpart] = []
     for n, (index, start, end) in enumerate(dict.fromkeys(tried)):
         found = counterparts(question, kind, hits, index, (start, end), finder)
