@@ -127,20 +127,26 @@ def _opening_swap(
 
 def aligned(a: str, b: str) -> float:
     """The share of words two sentences have in common, counting a short replaced run with a fact
-    on both sides as common: near 1 for one sentence in two versions, low for different ones."""
+    on both sides as common: near 1 for one sentence in two versions, low for different ones,
+    and 0 for sentences that differ in more than one such run (one pattern about two things)."""
     wa, wb = words(a), words(b)
     if min(len(wa), len(wb)) < 4:
         return 0.0
     na, nb = [w.norm for w in wa], [w.norm for w in wb]
     if len(set(na) & set(nb)) < ALIGNED * min(len(set(na)), len(set(nb))) - 2:
         return 0.0  # cheap test first: most sentence pairs share few words
-    same = 0
+    same = swaps = 0
     for op in difflib.SequenceMatcher(None, na, nb, autojunk=False).get_opcodes():
         kind, i1, i2, j1, j2 = op
         if kind == "equal":
             same += i2 - i1
         elif kind == "replace" and (_fact_swap(wa[i1:i2], wb[j1:j2]) or _opening_swap(wa, wb, op)):
             same += max(i2 - i1, j2 - j1)
+            swaps += 1
+    if swaps > 1:
+        # Two values swapped in one sentence ("Residents of Dunmore counted 1092 visitors" /
+        # "Residents of Farrow counted 299 visitors"): one pattern about two things, not versions.
+        return 0.0
     return same / max(len(wa), len(wb))
 
 
