@@ -9,7 +9,7 @@ cite both. Unrelated facts in different articles are never compared: without an 
 there is no disagreement.
 
 Counterparts are looked for in the other retrieved passages and in the other versions of the
-answer's article (its near-duplicate group, :attr:`rag.types.Hit.versions`), where the stored
+answer's article (its near-duplicate group, :attr:`rag.types.Hit.versions`), where the group's
 differences point straight at the sentence.
 """
 
@@ -120,7 +120,8 @@ def _opening_swap(
     wa: Sequence[Word], wb: Sequence[Word], op: tuple[str, int, int, int, int]
 ) -> bool:
     """The names that open two aligned sentences differ ("James Hutton is ..." / "Thoreau is
-    ..."): rag/text/versions cannot tell a capitalised opening word from a name on its own."""
+    ..."): within one sentence pair, a capitalised opening word in place of another is a name
+    (rag/text/versions, diffing whole texts, takes it for one only when the text says so)."""
     kind, i1, i2, j1, j2 = op
     return kind == "replace" and i1 == j1 == 0 and _name_run(wa[:i2]) and _name_run(wb[:j2])
 
