@@ -6,15 +6,57 @@ characters of the cleaned article text. ``short_answer`` is ``article_text[short
 short_answer_end]`` of the first citation's article and lies inside its quote ("" and nulls when
 no single span answers); ``confidence`` is the calibrated probability (0-1) that the answer is
 right (null when the answerer gives none).
+
+``conflicts`` lists the cited passages that give different values for what was asked: each with
+the value's kind, the two values (verbatim, at ``spans`` in each citation's article), their
+citation numbers, sources and dates, the newer first when both are dated. ``versions`` on a hit
+or citation lists the other versions of its article (its near-duplicate group): ``differs`` says
+whether one gives a fact differently, and ``changes`` which (``here`` in this article at
+``here_start:here_end``, ``there`` in the other version).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rag.types import Answer, Hit
+from rag.types import Answer, Conflict, Hit, OtherVersion
 
-__all__ = ["answer_json", "hit_json"]
+__all__ = ["answer_json", "conflict_json", "hit_json", "versions_json"]
+
+
+def versions_json(versions: tuple[OtherVersion, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": v.source,
+            "title": v.article.title,
+            "date": v.article.date,
+            "differs": bool(v.changes),
+            "changes": [
+                {
+                    "kind": c.kind,
+                    "here": c.here,
+                    "there": c.there,
+                    "here_start": c.here_start,
+                    "here_end": c.here_end,
+                    "there_start": c.there_start,
+                    "there_end": c.there_end,
+                }
+                for c in v.changes
+            ],
+        }
+        for v in versions
+    ]
+
+
+def conflict_json(c: Conflict) -> dict[str, Any]:
+    return {
+        "kind": c.kind,
+        "values": list(c.values),
+        "citations": list(c.citations),
+        "sources": list(c.sources),
+        "dates": list(c.dates),
+        "spans": [list(s) for s in c.spans],
+    }
 
 
 def hit_json(h: Hit) -> dict[str, Any]:
@@ -28,6 +70,7 @@ def hit_json(h: Hit) -> dict[str, Any]:
         "date": h.article.date,
         "page": h.article.page_at(h.chunk.start),
         "also_in": list(h.also_in),
+        "versions": versions_json(h.versions),
     }
 
 
@@ -55,9 +98,11 @@ def answer_json(a: Answer) -> dict[str, Any]:
                 "date": c.date,
                 "page": c.page,
                 "also_in": list(c.also_in),
+                "versions": versions_json(c.versions),
             }
             for c in a.citations
         ],
+        "conflicts": [conflict_json(c) for c in a.conflicts],
         "sentences": [
             {"text": s.text, "citations": list(s.citations), "supported": s.supported}
             for s in a.sentences

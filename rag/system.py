@@ -61,7 +61,12 @@ class System:
         return self.store.exists()
 
     def stats(self) -> dict[str, Any]:
-        return self.reader().stats()
+        """The index's figures; each near-duplicate group says whether its versions differ in a
+        fact (``differs``) or are plain reprints."""
+        from rag.retrieval.versions import with_version_differences
+
+        reader = self.reader()
+        return with_version_differences(reader, reader.stats())
 
     def ingest(
         self, paths: Sequence[Path | str], progress: Progress | None = None, sync: bool = True

@@ -86,6 +86,40 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class FactChange:
+    """A fact another version of an article gives differently: the words here and there.
+
+    ``here_start:here_end`` are offsets in this article, ``there_start:there_end`` in the other
+    version; ``kind`` is "number", "date" or "name" (a place is a name).
+    """
+
+    kind: str
+    here: str
+    there: str
+    here_start: int
+    here_end: int
+    there_start: int
+    there_end: int
+
+
+@dataclass(frozen=True)
+class OtherVersion:
+    """Another member of an article's near-duplicate group, and the facts it gives differently
+    (none: a plain reprint)."""
+
+    article: Article
+    changes: tuple[FactChange, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return self.article.source
+
+    def changes_within(self, start: int, end: int) -> tuple[FactChange, ...]:
+        """The changes whose words here lie inside ``start:end`` of this article."""
+        return tuple(c for c in self.changes if start <= c.here_start and c.here_end <= end)
+
+
+@dataclass(frozen=True)
 class Hit:
     """A retrieved chunk with its article and fused relevance score (higher is better)."""
 
@@ -95,6 +129,8 @@ class Hit:
     also_in: tuple[str, ...] = ()  # sources of near-duplicate passages collapsed into this one
     dense_score: float | None = None
     lexical_score: float | None = None
+    # The other versions of the article (its near-duplicate group), with the facts they change.
+    versions: tuple[OtherVersion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +152,7 @@ class Citation:
     url: str | None = None
     also_in: tuple[str, ...] = ()
     page: int | None = None  # the PDF page the quote starts on
+    versions: tuple[OtherVersion, ...] = ()  # other versions of the article (see Hit.versions)
 
 
 @dataclass(frozen=True)
@@ -126,6 +163,22 @@ class AnswerSentence:
     citations: tuple[int, ...]
     supported: bool = True
     support: float | None = None
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Two citations of an answer that give different values of one kind for what was asked.
+
+    The pairs run in citation order: the newer version first when both are dated. ``values`` are
+    verbatim: ``spans`` are their offsets in each citation's article.
+    """
+
+    kind: str  # number, date or name
+    values: tuple[str, str]
+    citations: tuple[int, int]
+    sources: tuple[str, str]
+    dates: tuple[str | None, str | None]
+    spans: tuple[tuple[int, int], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -145,6 +198,7 @@ class Answer:
     short_answer_start: int | None = None
     short_answer_end: int | None = None
     confidence: float | None = None  # calibrated probability that the answer is right (0-1)
+    conflicts: tuple[Conflict, ...] = ()  # cited passages that disagree on what was asked
 
 
 @dataclass(frozen=True)

@@ -502,3 +502,102 @@ def test_reading_cache_round_trip(tmp_path: Path) -> None:
     offline = ExtractiveAnswerer(cached, Settings(min_confidence=0.0), idf=loaded.idf)
     q = questions[0].question
     assert live.answer(q, hits).text == offline.answer(q, hits, loaded.question_vector("q1")).text
+
+
+# ---------------------------------------------------------------------------- disagreements
+
+
+@dataclass(frozen=True)
+class FakeConflictAnswer:
+    abstained: bool
+    citations: tuple[FakeCitation, ...]
+    conflicts: tuple[str, ...] = ()
+
+
+def test_conflicts_surfaced_and_false_conflicts() -> None:
+    questions = [
+        # versions disagree: both values quoted and the disagreement reported
+        EvalQuestion("c1", "q-c1", ("212", "231"), ("a.txt", "b.txt"), conflict=("212", "231")),
+        # both values quoted, no disagreement reported: cited, not surfaced
+        EvalQuestion("c2", "q-c2", ("17", "11"), ("a.txt", "b.txt"), conflict=("17", "11")),
+        # one value only
+        EvalQuestion("c3", "q-c3", ("Tallinn", "Riga"), ("a.txt",), conflict=("Tallinn", "Riga")),
+        # consistent versions: a disagreement reported there is false; an abstention is no answer
+        EvalQuestion("k1", "q-k1", ("Nair",), ("a.txt",), consistent=True),
+        EvalQuestion("k2", "q-k2", ("Nair",), ("a.txt",), consistent=True),
+        EvalQuestion("k3", "q-k3", ("Nair",), ("a.txt",), consistent=True),
+    ]
+    replies = {
+        "q-c1": FakeConflictAnswer(
+            False, (FakeCitation("carried 231 passengers"), FakeCitation("212 passengers")), ("x",)
+        ),
+        "q-c2": FakeConflictAnswer(False, (FakeCitation("killed 17 and later 11 people"),)),
+        "q-c3": FakeConflictAnswer(False, (FakeCitation("held in Riga"),), ("x",)),
+        "q-k1": FakeConflictAnswer(False, (FakeCitation("Priya Nair"),), ("x",)),
+        "q-k2": FakeConflictAnswer(False, (FakeCitation("Priya Nair"),)),
+        "q-k3": FakeConflictAnswer(True, ()),
+    }
+    report = evaluate(questions, lambda q: [Passage("a.txt", "x")], replies.__getitem__)
+    assert report.n_conflict == 3
+    assert report.conflict_values_cited == pytest.approx(2 / 3)  # c1, c2
+    assert report.conflict_surfaced == pytest.approx(1 / 3)  # c1
+    assert report.false_conflict == pytest.approx(1 / 2)  # k1 of the answers k1, k2
+    metrics = report.to_dict()["metrics"]
+    assert metrics["n_conflict"] == 3 and "false_conflict" in format_table({"ours": report})
+    # A name is cited as written even where the SQuAD rule folds "Twain's" into "twains".
+    q = EvalQuestion(
+        "n",
+        "q-n",
+        ("Mark Twain", "Ma Jianlong"),
+        ("a.txt",),
+        conflict=("Mark Twain", "Ma Jianlong"),
+    )
+    named = FakeConflictAnswer(
+        False, (FakeCitation("Mark Twain's works"), FakeCitation("Ma Jianlong's works")), ("x",)
+    )
+    assert evaluate([q], lambda _: [], lambda _: named).conflict_surfaced == 1.0
+    # A number as written after a currency sign the SQuAD rule keeps ("€20,860" -> "€20860") ...
+    q = EvalQuestion("e", "q-e", ("20,860", "27,814"), ("a.txt",), conflict=("20,860", "27,814"))
+    euros = FakeConflictAnswer(
+        False, (FakeCitation("€20,860 p.a."), FakeCitation("€27,814")), ("x",)
+    )
+    assert evaluate([q], lambda _: [], lambda _: euros).conflict_surfaced == 1.0
+    # ... but a number is not found inside another: "17" is not in "1917".
+    q = EvalQuestion("y", "q-y", ("17", "11"), ("a.txt",), conflict=("17", "11"))
+    years = FakeConflictAnswer(False, (FakeCitation("in 1917 and 1911"),), ("x",))
+    assert evaluate([q], lambda _: [], lambda _: years).conflict_values_cited == 0.0
+
+
+def test_question_files_mark_conflicts_and_consistent_versions(tmp_path: Path) -> None:
+    row = {"id": "1", "question": "How many?", "answers": ["212", "231"], "gold_sources": ["a.txt"]}
+    path = _write(
+        tmp_path,
+        [
+            json.dumps({**row, "conflict": ["212", "231"]}),
+            json.dumps({**row, "id": "2", "consistent": True}),
+        ],
+    )
+    a, b = load_questions(path)
+    assert a.conflict == ("212", "231") and not a.consistent
+    assert b.consistent and b.conflict == ()
+    for bad, message in [
+        ({**row, "conflict": ["212"]}, "at least two different values"),
+        ({**row, "conflict": ["212", "212"]}, "at least two different values"),
+        ({**row, "consistent": "yes"}, "true or false"),
+        ({**row, "consistent": True, "conflict": ["1", "2"]}, "both"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            load_questions(_write(tmp_path, [json.dumps(bad)]))
+
+
+def test_the_fixture_set_of_versions_is_well_formed() -> None:
+    folder = ROOT / "tests/fixtures/conflicts"
+    questions = load_questions(folder / "questions.jsonl")
+    names = {p.name for p in (folder / "articles").iterdir()}
+    assert sum(bool(q.conflict) for q in questions) >= 10
+    assert sum(q.consistent for q in questions) >= 5
+    for q in questions:
+        assert set(q.gold_sources) <= names
+        texts = [(folder / "articles" / s).read_text(encoding="utf-8") for s in q.gold_sources]
+        for value in q.conflict:  # each value is in exactly one of the two versions
+            assert sum(contains_answer(t, [value]) for t in texts) == 1, (q.id, value)

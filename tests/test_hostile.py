@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.disagreement import conflict_sentence
 from rag.errors import InputError
 from rag.settings import Settings
 from rag.system import System
@@ -282,8 +283,11 @@ def test_injection_article_is_only_ever_quoted(system: System, tmp_path: Path) -
         assert answer.mode == "extractive"
         if answer.abstained:
             continue
-        # The answer is its quotes and their markers, nothing else; each quote is verbatim.
+        # The answer is its quotes and their markers, nothing else (but the sentence saying that
+        # the sources disagree, made of verbatim values); each quote is verbatim.
         rest = answer.text
+        if answer.conflicts:
+            rest = rest.replace(conflict_sentence(answer.conflicts), "", 1)
         for c in answer.citations:
             assert system.reader().article(c.article_id).text[c.start : c.end] == c.quote
             assert c.url is None or "evil.example" not in c.url

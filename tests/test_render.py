@@ -229,3 +229,71 @@ def test_short_answer_first_and_highlighted_inside_its_quote() -> None:
         '<mark id="cite-k-1" class="quote">Maria <span class="short">Lindqvist</span> led the crew</mark>'
         in card
     )
+
+
+# --- versions and disagreements -----------------------------------------------------------------
+def test_a_disagreement_is_shown_as_a_warning_with_chips() -> None:
+    from rag.types import Conflict
+
+    c1 = cite(1, "Chief engineer Maria Lindqvist led the crew of 140 workers.", chunk_id="c1")
+    c2 = cite(2, "The toll is $5 and $x$ stays text.", chunk_id="c2", source="/x/<b>v2.txt")
+    lead = "The sources disagree: [1] says 140 workers; [2] says <b>$5</b>."
+    conflict = Conflict(
+        "number",
+        ("140 workers", "<b>$5</b>"),
+        (1, 2),
+        (c1.source, c2.source),
+        (None, None),
+        ((0, 1), (0, 1)),
+    )
+    text = f"{lead} Chief engineer Maria Lindqvist led the crew of 140 workers. [1]"
+    a = Answer(
+        question="q",
+        text=text,
+        citations=(c1, c2),
+        abstained=False,
+        sentences=(AnswerSentence(lead, (1, 2)), AnswerSentence("Chief ... [1]", (1,))),
+        conflicts=(conflict,),
+    )
+    out = answer_html(a, "k")
+    box = re.search(r'<div class="conflict"[^>]*>(.*?)</div>', out)
+    assert box is not None and visible(box.group(1)).startswith("⚠ The sources disagree: 1 says")
+    assert box.group(1).count("cite-chip") == 2 and "<b>" not in out
+    assert out.count("The sources disagree") == 1  # stated once, in the box
+    # An answer whose text does not say it (an LLM's) gets a box made from its conflicts.
+    llm = Answer(
+        question="q",
+        text="Lindqvist led it [1].",
+        citations=(c1, c2),
+        abstained=False,
+        conflicts=(conflict,),
+    )
+    out = answer_html(llm, "k")
+    box = re.search(r'<div class="conflict"[^>]*>(.*?)</div>', out)
+    assert box is not None and "140 workers" in visible(box.group(1))
+    assert "<b>" not in out and "<b>$5</b>" in visible(box.group(1))  # shown as typed
+
+
+def test_also_in_shows_the_words_another_version_gives_differently() -> None:
+    from rag.types import FactChange, OtherVersion
+
+    text = "The ferry carried 212 passengers. The harbour master is Elena Varga."
+    art = Article(id="a1", source="/n/ferry_v1.txt", title="Ferry", text=text)
+    at, elsewhere = text.index("212"), text.index("Elena")
+    v2 = OtherVersion(
+        Article(id="a2", source="/n/ferry_v2.txt", title="Ferry", text=text.replace("212", "231")),
+        (FactChange("number", "212", "231", at, at + 3, at, at + 3),),
+    )
+    reprint = OtherVersion(Article(id="a3", source="/n/reprint.txt", title="Ferry", text=text))
+    v3 = OtherVersion(
+        Article(id="a4", source="/n/v3.txt", title="Ferry", text=text.replace("Elena", "Ilona")),
+        (FactChange("name", "Elena", "Ilona", elsewhere, elsewhere + 5, elsewhere, elsewhere + 5),),
+    )
+    chunk = Chunk("c1", "a1", 0, 0, text.index(" The harbour"), text[: text.index(" The harbour")])
+    hit = Hit(chunk, art, 0.5, also_in=("/n/reprint.txt", "/n/v3.txt"), versions=(v2, reprint, v3))
+    found = re.search(r'<div class="also-in">(.*?)</div>', hit_card_html(hit, 1))
+    assert found is not None
+    line = visible(found.group(1))
+    assert "reprint.txt," in line and "reprint.txt —" not in line  # a plain reprint
+    assert "v3.txt — differs elsewhere: Ilona (here: Elena)" in line  # listed, differs elsewhere
+    assert "ferry_v2.txt — 231 (here: 212)" in line  # not listed, but differs in this passage

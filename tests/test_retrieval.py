@@ -124,3 +124,97 @@ def test_versions_that_disagree_on_a_fact_both_stay_in_the_results(tmp_path: Pat
     assert {"ferry_v1.txt", "ferry_v2.txt", "ferry_reprint.txt"} <= sources
     # Near-copies that agree still collapse: one passage for v1 and its reprint.
     assert len(passages) == 2
+
+
+@pytest.fixture
+def versions_system(tmp_path: Path, corpus_dir: Path) -> System:
+    """The ferry story in two versions (212 and 231 passengers) and a reprint, among the corpus."""
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    shutil.copytree(FIXTURES / "versions", corpus_dir / "versions")
+    s = System(Settings(index_dir=tmp_path / "index", min_confidence=0.0), embedder=HashEmbedder())
+    s.ingest([corpus_dir])
+    return s
+
+
+def test_groups_know_their_differences(versions_system: System, capsys) -> None:  # type: ignore[no-untyped-def]
+    from rag.cli.main import _cmd_stats
+
+    stats = versions_system.stats()
+    assert (stats["groups_with_differences"], stats["reprint_groups"]) == (1, 1)
+    ferry = next(g for g in stats["duplicate_groups"] if g["differs"])
+    by_name = {Path(a["source"]).name: a["differences"] for a in ferry["articles"]}
+    assert by_name == {
+        "ferry_v1.txt": [],  # the fullest version
+        "ferry_v2.txt": [{"kind": "number", "fullest": "212", "this": "231"}],
+        "ferry_reprint.txt": [],  # a plain reprint ("Thursday"/"today" is no difference)
+    }
+    bridge = next(g for g in stats["duplicate_groups"] if not g["differs"])
+    assert all(a["differences"] == [] for a in bridge["articles"])
+
+    class Args:
+        json = False
+
+    _cmd_stats(versions_system, Args())
+    out = capsys.readouterr().out
+    assert "near-duplicate groups: 2 (1 versions with differences, 1 plain reprints)" in out
+    assert "differs: 231 (fullest: 212, number)" in out
+
+
+def test_hits_carry_the_other_versions_and_what_they_change(versions_system: System) -> None:
+    hits = versions_system.search("How many passengers did the ferry carry?", k=5)
+    v1 = next(h for h in hits if Path(h.article.source).name == "ferry_v1.txt")
+    others = {Path(v.source).name: v for v in v1.versions}
+    assert set(others) == {"ferry_v2.txt", "ferry_reprint.txt"}
+    assert others["ferry_reprint.txt"].changes == ()
+    (change,) = others["ferry_v2.txt"].changes
+    assert (change.kind, change.here, change.there) == ("number", "212", "231")
+    assert v1.article.text[change.here_start : change.here_end] == "212"
+    assert others["ferry_v2.txt"].article.text[change.there_start : change.there_end] == "231"
+    assert all(h.versions == () for h in hits if not h.article.group_id)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_an_answer_cites_both_versions_even_when_one_was_not_retrieved(
+    versions_system: System, k: int
+) -> None:
+    a = versions_system.ask("How many passengers did the ferry carry?", k=k)
+    (c,) = a.conflicts
+    assert c.values == ("231 passengers", "212 passengers")  # the later version first
+    assert [Path(s).name for s in c.sources] == ["ferry_v2.txt", "ferry_v1.txt"]
+    assert c.dates == ("2021-03-05", "2021-03-04")
+    reader = versions_system.reader()
+    for cit in a.citations:
+        assert reader.article(cit.article_id).text[cit.start : cit.end] == cit.quote
+
+
+def test_group_differences_are_computed_once_per_index_snapshot() -> None:
+    from rag.retrieval.versions import group_differences, other_versions
+    from rag.types import Article, content_hash
+
+    texts = [
+        "The ferry carried 212 passengers on Tuesday.",
+        "The ferry carried 231 passengers on Tuesday.",
+    ]
+    group = content_hash(texts[0])
+    members = [
+        Article(content_hash(t), f"{i}.txt", "Ferry", t, group_id=group)
+        for i, t in enumerate(texts)
+    ]
+
+    class Reader:
+        calls = 0
+
+        def group_members(self, group_id: str) -> list[Article]:
+            Reader.calls += 1
+            return members if group_id == group else []
+
+    reader = Reader()
+    diff = group_differences(reader, group)
+    assert diff is not None and diff.fullest is members[0] and diff.differs
+    (other,) = other_versions(reader, members[1])
+    assert other.article is members[0] and other.changes[0].here == "231"
+    assert Reader.calls == 1  # the members once, then from the cache
+    assert group_differences(reader, "no-such-group") is None

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rag.text.versions import fact_differences, words
+from rag.types import Article
 
 
 def kinds_and_texts(a: str, b: str) -> list[tuple[str, str, str]]:
@@ -70,3 +71,59 @@ def test_offsets_slice_back_and_a_text_never_differs_from_itself(a: str, b: str)
         assert a[d.a[0] : d.a[1]] == d.a_text and b[d.b[0] : d.b[1]] == d.b_text
     for w in words(a):
         assert a[w.start : w.end] == w.text
+
+
+def test_names_that_open_a_sentence_are_compared_when_they_read_as_names() -> None:
+    same_rest = " is often viewed as the first modern geologist."
+    assert kinds_and_texts("James Hutton" + same_rest, "Thoreau" + same_rest) == [
+        ("name", "James Hutton", "Thoreau")
+    ]
+    # One capitalised word each: a name when the text names it elsewhere ...
+    intro = "Cmdr. Armando Trevino spoke. "
+    assert kinds_and_texts(
+        intro + "Trevino said the patrols start in May.",
+        intro + "Garcia said the patrols start in May.",
+    ) == [("name", "Trevino", "Garcia")]
+    # ... else any word; and a rewritten headline is no name at all.
+    assert (
+        fact_differences(
+            "Crowds came. Rain fell later that day.", "Crowds came. Snow fell later that day."
+        )
+        == []
+    )
+    assert (
+        fact_differences(
+            "Joint effort targets border crime\n\nIn a politically sensitive operation, agents train.",
+            "U.S., Mexico join forces on the border\n\nIn a politically sensitive operation, agents train.",
+        )
+        == []
+    )
+
+
+class _GroupReader:
+    """A reader whose group changes with its commit (``version``), as a store reader's does."""
+
+    def __init__(self, members: list[Article]) -> None:
+        self.members = members
+        self.version = "commit-1"
+        self.calls = 0
+
+    def group_members(self, group_id: str) -> list[Article]:
+        self.calls += 1
+        return list(self.members)
+
+
+def test_group_members_are_cached_per_commit_and_read_again_after_one() -> None:
+    from rag.retrieval.versions import group_differences
+
+    one = Article(id="a1", source="a.txt", title="t", text="The ferry carried 212 people.")
+    two = Article(id="a2", source="b.txt", title="t", text="The ferry carried 231 people.")
+    reader = _GroupReader([one, two])
+    first = group_differences(reader, "g-cache")
+    group_differences(reader, "g-cache")
+    assert reader.calls == 1 and first is not None and len(first.others) == 1
+    three = Article(id="a3", source="c.txt", title="t", text="The ferry carried 250 people.")
+    reader.members = [one, two, three]
+    reader.version = "commit-2"
+    after = group_differences(reader, "g-cache")
+    assert reader.calls == 2 and after is not None and len(after.others) == 2

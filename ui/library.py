@@ -24,10 +24,19 @@ def library_page(
     if problem is not None and not isinstance(problem, IndexMissing):
         show_error(problem)
     if stats:
-        cols = st.columns(3)
+        cols = st.columns(4)
         cols[0].metric("Articles", stats["articles"])
         cols[1].metric("Passages", stats["chunks"])
-        cols[2].metric("Duplicate groups", len(stats["duplicate_groups"]))
+        cols[2].metric(
+            "Reprint groups",
+            stats.get("reprint_groups", len(stats["duplicate_groups"])),
+            help="Groups of near-duplicate articles that agree on every number, date and name.",
+        )
+        cols[3].metric(
+            "Versions with differences",
+            stats.get("groups_with_differences", 0),
+            help="Groups of versions of one story that give a number, date or name differently.",
+        )
         st.caption(
             f"Last updated {md(str(stats['updated']))} · model {md(stats['model'])} "
             f"({stats['dimension']} dimensions)"
@@ -133,9 +142,7 @@ def articles_table(system: System, stats: dict[str, Any]) -> None:
                 "date": r["date"] or "",
                 "source": r["source"],
                 "chunks": r["chunks"],
-                "duplicate group": f"group {groups[r['group_id']]}"
-                if r["group_id"] in groups
-                else "",
+                "duplicate group": group_label(stats, groups, r["group_id"]),
             }
             for r in rows
         ],
@@ -160,10 +167,28 @@ def articles_table(system: System, stats: dict[str, Any]) -> None:
     if stats["duplicate_groups"]:
         with st.expander("Duplicate groups (versions of one story)"):
             for g in stats["duplicate_groups"]:
-                names = ", ".join(
-                    f"{md(a['title'])} ({md(Path(a['source']).name)})" for a in g["articles"]
-                )
-                st.markdown(f"**group {groups[g['group']]}:** {names}")
+                names = ", ".join(version_label(a) for a in g["articles"])
+                label = "versions with differences" if g.get("differs") else "plain reprints"
+                st.markdown(f"**group {groups[g['group']]}** ({label}): {names}")
+
+
+def group_label(stats: dict[str, Any], groups: dict[str, int], group_id: str | None) -> str:
+    """ "group 2" or "group 2 (versions differ)" for the articles table."""
+    if group_id not in groups:
+        return ""
+    g = stats["duplicate_groups"][groups[group_id] - 1]
+    return f"group {groups[group_id]}" + (" (versions differ)" if g.get("differs") else "")
+
+
+def version_label(a: dict[str, Any]) -> str:
+    """An article of a group, with the facts it gives differently from the fullest version."""
+    label = f"{md(a['title'])} ({md(Path(a['source']).name)})"
+    diffs = a.get("differences") or []
+    if diffs:
+        label += " — " + "; ".join(
+            f"**{md(d['this'])}** (fullest: {md(d['fullest'])})" for d in diffs[:3]
+        )
+    return label
 
 
 def delete_selected(system: System, sources: dict[str, list[str]]) -> None:

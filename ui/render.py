@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from rag.text.tokens import tokenize
-from rag.types import Answer, Citation, Hit
+from rag.types import Answer, Citation, Conflict, Hit, OtherVersion
 
 # Characters markdown (and Streamlit's LaTeX) would interpret; HTML entities render them as themselves.
 _MARKDOWN_CHARS = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~$<>:@=\"'&"}
@@ -143,6 +143,16 @@ def answer_html(answer: Answer, key: str) -> str:
             search_from = i + len(s.text)
     flagged.sort()
     parts, pos = [], 0
+    lead = _conflict_lead(answer, text)
+    if lead is not None:  # the sentence that says the sources disagree, as a warning box
+        parts.append(
+            f'<div class="conflict" title="the sources give different values">⚠ '
+            f"{_with_chips(text[:lead], key, numbers)}</div>"
+        )
+        pos = lead
+        flagged = [(a, b) for a, b in flagged if a >= lead]
+    elif answer.conflicts:
+        parts.append(_conflict_box(answer.conflicts, key, numbers))
     for a, b in flagged:
         parts.append(_with_chips(text[pos:a], key, numbers))
         parts.append(
@@ -154,6 +164,32 @@ def answer_html(answer: Answer, key: str) -> str:
         pos = b
     parts.append(_with_chips(text[pos:], key, numbers))
     return f'<div class="answer">{_short_answer(answer, key)}{"".join(parts)}{_confidence(answer)}</div>'
+
+
+def _conflict_lead(answer: Answer, text: str) -> int | None:
+    """Where the answer's opening "The sources disagree: ..." sentence ends, if it has one."""
+    if not answer.conflicts or not answer.sentences:
+        return None
+    first = answer.sentences[0].text
+    if not first.startswith("The sources disagree") or not text.startswith(first):
+        return None
+    return len(first)
+
+
+def _conflict_box(conflicts: Sequence[Conflict], key: str, numbers: set[int]) -> str:
+    """The disagreements of an answer whose text does not state them (an LLM's answer)."""
+    lines = []
+    for c in conflicts:
+        sides = [
+            f"{_with_chips(f'[{n}]', key, numbers)} <strong>{escape(value)}</strong>"
+            + (f' <span class="date">{escape(date)}</span>' if date else "")
+            for n, value, date in zip(c.citations, c.values, c.dates, strict=True)
+        ]
+        lines.append(" vs ".join(sides))
+    return (
+        '<div class="conflict" title="the sources give different values">⚠ The sources '
+        f"disagree: {'; '.join(lines)}</div>"
+    )
 
 
 def _short_answer(answer: Answer, key: str) -> str:
@@ -233,10 +269,36 @@ def _meta(
     return " · ".join(parts)
 
 
-def _also_in(sources: Sequence[str]) -> str:
-    if not sources:
+def _also_in(
+    sources: Sequence[str],
+    versions: Sequence[OtherVersion] = (),
+    span: tuple[int, int] | None = None,
+) -> str:
+    """ "also in: a.txt, ferry_v2.txt — 231 (here: 212)": the other sources of the passage, and
+    for a version of the article that gives a fact differently, the differing words side by side
+    (those inside the passage ``span``; else "differs elsewhere"). A version that differs inside
+    the passage is listed even when it is not one of ``sources``."""
+    by_source = {v.source: v for v in versions}
+    listed = list(dict.fromkeys(sources))
+    if span is not None:
+        listed += [v.source for v in versions if v.changes_within(*span) and v.source not in listed]
+    if not listed:
         return ""
-    return '<div class="also-in">also in: ' + ", ".join(source_label(s) for s in sources) + "</div>"
+    items = []
+    for s in listed:
+        v = by_source.get(s)
+        item = source_label(s)
+        if v is not None and v.changes:
+            inside = v.changes_within(*span) if span is not None else v.changes
+            shown = inside or v.changes
+            words = "; ".join(
+                f"<strong>{escape(c.there)}</strong> (here: {escape(c.here)})" for c in shown[:3]
+            )
+            more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
+            where = "" if inside else "differs elsewhere: "
+            item += f' <span class="differs">— {where}{words}{more}</span>'
+        items.append(item)
+    return '<div class="also-in">also in: ' + ", ".join(items) + "</div>"
 
 
 def source_cards_html(
@@ -276,9 +338,13 @@ def source_cards_html(
             f"{numbers} {meta}"
             f'<div class="card-quote">{quotes}</div></summary>'
             f'<div class="passage">{highlight(first.passage, spans)}</div>'
-            f"{_also_in(first.also_in)}{whole}</details>"
+            f"{_also_in(first.also_in, first.versions, _passage_span(first))}{whole}</details>"
         )
     return cards
+
+
+def _passage_span(c: Citation) -> tuple[int, int]:
+    return c.passage_start, c.passage_start + len(c.passage)
 
 
 def _short_span(answer: Answer, c: Citation) -> tuple[int, int] | None:
@@ -309,7 +375,7 @@ def hit_card_html(
         f'<div class="hit-card" id="{attr(key)}-{n}"><div class="hit-meta">'
         f'<span class="card-n">{n}</span> {meta}</div>'
         f'<div class="passage">{highlight(h.chunk.text, spans)}</div>'
-        f"{_also_in(h.also_in)}{whole}</div>"
+        f"{_also_in(h.also_in, h.versions, (h.chunk.start, h.chunk.end))}{whole}</div>"
     )
 
 
@@ -361,6 +427,9 @@ details.whole > summary { font-size:.9em; }
 .article-text { max-height:22em; overflow:auto; border-left:3px solid #eee; padding:.2em .7em;
   margin-top:.3em; line-height:1.55; font-size:.95em; }
 .also-in { color:#666; font-size:.85em; }
+.also-in .differs { color:#b42318; }
+.conflict { background:#fff4e5; border-left:4px solid #f08c00; padding:.35em .7em; margin:.3em 0 .5em;
+  border-radius:.3em; }
 .unsupported { text-decoration: underline wavy #d33; text-underline-offset:3px; }
 .unsupported-flag { color:#c92a2a; font-size:.8em; white-space:nowrap; }
 </style>

@@ -20,6 +20,7 @@ __all__ = [
     "ArticleSentences",
     "article_sentences",
     "full_name_mention",
+    "is_question",
     "paragraph_at",
     "refers_back",
 ]
@@ -35,6 +36,12 @@ _DEFINITE = re.compile(
     r"^[\"“'‘(]*(?:[Tt]he|[Tt]his|[Tt]hat|[Tt]hese|[Tt]hose)\s+(?:[a-z0-9][\w'’-]*,?\s+){0,6}?"
     r"[a-z][\w'’-]*(?:'s|’s)?\s+[a-z]"
 )
+
+
+def is_question(sentence: str) -> bool:
+    """Whether ``sentence`` is a question (a headline ending in "?" included): never an answer,
+    nor the context a quote reaches back to."""
+    return sentence.rstrip("\"'”’)] \t\n").endswith("?")
 
 
 def refers_back(sentence: str) -> bool:
@@ -106,7 +113,7 @@ class ArticleSentences:
             if not refers_back(self.text[start:end]):
                 break
             before = self.neighbour(start, end, -1)
-            if before is None:
+            if before is None or is_question(self.text[before[0] : before[1]]):
                 break
             start = before[0]
         return start
@@ -130,6 +137,6 @@ def full_name_mention(text: str, quote: str, asked: set[str]) -> tuple[int, int]
             continue
         p0, p1 = paragraph_at(text, m.start())
         for a, b in split_sentences(text[p0:p1]):
-            if p0 + a <= m.start() < p0 + b:
+            if p0 + a <= m.start() < p0 + b and not is_question(text[p0 + a : p0 + b]):
                 return p0 + a, p0 + b
     return None

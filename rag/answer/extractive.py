@@ -23,9 +23,11 @@ from rag.answer.context import (
     ArticleSentences,
     article_sentences,
     full_name_mention,
+    is_question,
     paragraph_at,
     refers_back,
 )
+from rag.answer.disagreement import quote_counterparts, state_conflicts
 from rag.answer.entities import find_entities
 from rag.answer.kinds import answer_kind
 from rag.answer.short import EntityFinder, kind_match, new_entities, short_answer
@@ -171,7 +173,7 @@ class ExtractiveAnswerer:
                 phrase=len(q_pairs & _pairs(tokens)) / len(q_pairs) if q_pairs else 0.0,
                 context=context,
                 refers=1.0 if refers_back(text) else 0.0,
-                question=1.0 if text.rstrip("\"'”’) ").endswith("?") else 0.0,
+                question=1.0 if is_question(text) else 0.0,
             )
             out.append(replace(c, score=self.weights.score(c)))
         return out
@@ -180,13 +182,20 @@ class ExtractiveAnswerer:
         self, question: str, hits: Sequence[Hit], question_vector: np.ndarray | None = None
     ) -> Answer:
         cands = sorted(self.candidates(question, hits, question_vector), key=lambda c: -c.score)
-        cands = [c for c in cands if not c.question] or cands
         if not cands:
             return abstain(question, hits)
+        cands = [c for c in cands if not c.question]
+        if not cands:  # a question is never quoted as the answer to a question
+            return abstain(question, hits, ("the passages only ask questions",))
         coverage = self.coverage(question, hits)
         chosen = self.choose(question, hits, cands)
-        answer = compose(question, hits, chosen)
         kind = answer_kind(question)
+        quoted = quote_counterparts(question, kind, hits, chosen, cands, self.entities, self.widen)
+        if quoted is None:
+            answer = compose(question, hits, chosen)
+        else:  # the sources disagree: quote each side, say so
+            hits, chosen = quoted.hits, quoted.quotes
+            answer = state_conflicts(compose(question, hits, chosen, ordered=True), quoted)
         span = self.short_span(question, hits, chosen[0], kind)
         conf = calibrated(cands, coverage, kind, span is not None)
         notes: tuple[str, ...] = ()
@@ -314,9 +323,12 @@ class ExtractiveAnswerer:
         return weighted_share(weights, found)
 
 
-def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> Answer:
+def compose(
+    question: str, hits: Sequence[Hit], chosen: Sequence[Candidate], ordered: bool = False
+) -> Answer:
     """Number the quotes: the best one first, the others by passage rank and position, so quotes
-    from one passage read in order; quotes from outside the retrieved passages come last.
+    from one passage read in order; quotes from outside the retrieved passages come last
+    (``ordered``: number them as given).
 
     A citation's passage always holds its quote: the hit's passage, or for a quote that reaches
     outside it the article span it comes from (then ``chunk_id`` names that span, not the hit's
@@ -328,10 +340,10 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
     rest = sorted(
         chosen[1:], key=lambda c: (c.passage is not None, first_rank[c.hit_index], c.start)
     )
-    ordered = [chosen[0], *rest]
+    in_order = list(chosen) if ordered else [chosen[0], *rest]
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
-    for n, c in enumerate(ordered, start=1):
+    for n, c in enumerate(in_order, start=1):
         hit = hits[c.hit_index]
         assert hit.article.text[c.start : c.end] == c.text, "quote must be verbatim at its offsets"
         p0, p1 = c.passage or (hit.chunk.start, hit.chunk.end)
@@ -355,6 +367,7 @@ def compose(question: str, hits: Sequence[Hit], chosen: Sequence[Candidate]) -> 
                 url=hit.article.url,
                 also_in=hit.also_in,
                 page=hit.article.page_at(c.start),
+                versions=hit.versions,
             )
         )
         sentences.append(AnswerSentence(text=c.text, citations=(n,)))

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from rag.errors import RagError
-from rag.types import Answer
+from rag.types import Answer, Conflict
 
 
 def progress_bars() -> Any:
@@ -43,12 +43,23 @@ def confidence_label(confidence: float | None) -> str:
     return f"confidence {confidence:.2f} ({word})"
 
 
+def conflict_line(c: Conflict) -> str:
+    """ "[1] 231 passengers (ferry_v2.txt, 2021-03-05) vs [2] 212 passengers (ferry_v1.txt, ...)"."""
+    sides = []
+    for n, value, source, date in zip(c.citations, c.values, c.sources, c.dates, strict=True):
+        name = source.replace("\\", "/").rsplit("/", 1)[-1]
+        sides.append(f"[{n}] {' '.join(value.split())} ({name}{', ' + date if date else ''})")
+    return " vs ".join(sides)
+
+
 def _print_answer(a: Answer) -> None:
     if a.short_answer and a.citations:
         print(f"{a.short_answer} — [{a.citations[0].n}]")
     print(a.text)
     if a.confidence is not None:
         print(confidence_label(a.confidence))
+    for conflict in a.conflicts:
+        print(f"sources disagree ({conflict.kind}): {conflict_line(conflict)}")
     for note in a.notes:
         print(f"note: {note}")
     if a.abstained:
@@ -68,6 +79,10 @@ def _print_answer(a: Answer) -> None:
         print(f"[{c.n}] {c.title}{dated} ({c.source}{page}, chars {c.start}-{c.end})")
         quoted = c.quote if c.quote[:1] in "\"\u201c\u2018'" else f"\u201c{c.quote}\u201d"
         print(f"    {quoted}")
+        for v in c.versions:
+            for change in v.changes_within(c.start, c.end):
+                name = v.source.replace("\\", "/").rsplit("/", 1)[-1]
+                print(f"    another version, {name}, says {change.there} (here: {change.here})")
 
 
 def stream_answer(parts: Any) -> Answer:

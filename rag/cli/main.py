@@ -144,12 +144,18 @@ def _cmd_stats(system: Any, args: argparse.Namespace) -> int:
     print(f"passages  {stats['chunks']}")
     print(f"model     {stats['model']} ({stats['dimension']} dimensions)")
     groups = stats["duplicate_groups"]
-    print(f"near-duplicate groups: {len(groups)}")
-    for g in groups:
+    print(
+        f"near-duplicate groups: {len(groups)} ({stats['groups_with_differences']} versions "
+        f"with differences, {stats['reprint_groups']} plain reprints)"
+    )
+    for g in sorted(groups, key=lambda g: not g["differs"]):
         first, *rest = g["articles"]
-        print(f"  {first['title']} ({first['source']}, fullest)")
+        label = "versions with differences" if g["differs"] else "plain reprints"
+        print(f"  {first['title']} ({first['source']}, fullest; {label})")
         for a in rest:
             print(f"    also: {a['title']} ({a['source']})")
+            for d in a["differences"]:
+                print(f"      differs: {d['this']} (fullest: {d['fullest']}, {d['kind']})")
     return EXIT_OK
 
 

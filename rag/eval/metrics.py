@@ -184,12 +184,23 @@ def score_retrieval(q: EvalQuestion, passages: Sequence[Passage], k: int = 10) -
     }
 
 
+def _cites(quote: str, value: str) -> bool:
+    if contains_answer(quote, [value]):
+        return True
+    # As written, where the SQuAD rule misses it: "Mark Twain" in "Mark Twain's works" (the rule
+    # folds "Twain's" into "twains"), "20,860" in "€20,860"; never "17" inside "1917".
+    pattern = rf"(?<![\w]){re.escape(value.strip())}(?![^\W_]|[.,]?\d)"
+    return bool(value.strip()) and re.search(pattern, quote, re.IGNORECASE) is not None
+
+
 def score_answer(q: EvalQuestion, ans: AnswerLike) -> dict[str, Any]:
     """Abstention; whether the answer text, its first and any cited quote contain a gold answer;
-    the short answer's SQuAD exact match and F1 (None when it is empty); the stated confidence.
+    the short answer's SQuAD exact match and F1 (None when it is empty); the stated confidence;
+    whether it reports that the sources disagree, and for a question whose versions disagree
+    (``q.conflict``) whether its quotes cite every value.
 
-    ``short_answer`` and ``confidence`` are read when the answer has them (``rag.types.Answer``
-    does); an abstention has no short answer.
+    ``short_answer``, ``confidence`` and ``conflicts`` are read when the answer has them
+    (``rag.types.Answer`` does); an abstention has no short answer and reports no conflict.
     """
     quotes = [] if ans.abstained else [c.quote for c in ans.citations]
     short = "" if ans.abstained else str(getattr(ans, "short_answer", "") or "")
@@ -209,4 +220,10 @@ def score_answer(q: EvalQuestion, ans: AnswerLike) -> dict[str, Any]:
         if short:
             out["short_em"] = exact_match(short, q.answers)
             out["short_f1"] = token_f1(short, q.answers)
+    if not ans.abstained:
+        out["conflict_reported"] = bool(getattr(ans, "conflicts", ()))
+    if q.conflict:
+        cited = not ans.abstained and all(any(_cites(t, v) for t in quotes) for v in q.conflict)
+        out["conflict_values_cited"] = cited
+        out["conflict_surfaced"] = cited and bool(out.get("conflict_reported"))
     return out

@@ -4,6 +4,11 @@ Question files are JSON lines, one object per question::
 
     {"id": "q1", "question": "...", "answers": ["..."], "gold_sources": ["a.txt"],
      "impossible": false}
+
+Questions about versions of a story may say what the sources give: ``"conflict": ["212",
+"231"]`` when the versions disagree on the answer (the values each gives; a right answer cites
+them all and says the sources disagree), or ``"consistent": true`` when several versions agree
+(reporting a disagreement there is a false conflict).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class EvalQuestion:
     answers: tuple[str, ...]
     gold_sources: tuple[str, ...]
     impossible: bool = False
+    conflict: tuple[str, ...] = ()  # the values versions give when they disagree on the answer
+    consistent: bool = False  # versions of the story that agree on the answer
 
 
 def _str_list(obj: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -57,7 +64,15 @@ def _parse_question(obj: Any, where: str) -> EvalQuestion:
     if not impossible and not gold_sources:
         # It would silently score zero on every retrieval metric.
         raise ValueError(f"{where}: answerable question without gold_sources")
-    return EvalQuestion(str(qid), question, answers, gold_sources, impossible)
+    conflict = _str_list(obj, "conflict", where) if "conflict" in obj else ()
+    if conflict and len(set(conflict)) < 2:
+        raise ValueError(f"{where}: field 'conflict' must list at least two different values")
+    consistent = obj.get("consistent", False)
+    if not isinstance(consistent, bool):
+        raise ValueError(f"{where}: field 'consistent' must be true or false")
+    if consistent and conflict:
+        raise ValueError(f"{where}: a question cannot be both 'consistent' and a 'conflict'")
+    return EvalQuestion(str(qid), question, answers, gold_sources, impossible, conflict, consistent)
 
 
 def load_questions(path: str | Path) -> list[EvalQuestion]:

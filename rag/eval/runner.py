@@ -49,6 +49,10 @@ class QuestionResult:
     short_em: bool | None = None  # None when the short answer is empty
     short_f1: float | None = None
     confidence: float | None = None
+    conflict: bool = False  # the versions disagree on the answer (the question says so)
+    conflict_reported: bool | None = None  # the answer says the sources disagree
+    conflict_values_cited: bool | None = None  # its quotes cite every value the versions give
+    conflict_surfaced: bool | None = None  # both: cites every value and says they disagree
     retrieve_ms: float | None = None
     answer_ms: float | None = None
 
@@ -85,6 +89,10 @@ class EvalReport:
     short_nonempty: float | None = None
     short_em: float | None = None
     short_f1: float | None = None
+    n_conflict: int = 0
+    conflict_surfaced: float | None = None
+    conflict_values_cited: float | None = None
+    false_conflict: float | None = None
 
     def metrics(self) -> dict[str, float | int | None]:
         """The figures by display name (``hit@5``, ``mrr@10`` ...), in table order."""
@@ -107,6 +115,10 @@ class EvalReport:
             "short_nonempty": self.short_nonempty,
             "short_em": self.short_em,
             "short_f1": self.short_f1,
+            "n_conflict": self.n_conflict,
+            "conflict_surfaced": self.conflict_surfaced,
+            "conflict_values_cited": self.conflict_values_cited,
+            "false_conflict": self.false_conflict,
             "abstention_rate": self.abstention_rate,
             "false_abstention_rate": self.false_abstention_rate,
             "retrieve_ms": self.retrieve_ms,
@@ -142,7 +154,11 @@ def evaluate(
     rows: list[QuestionResult] = []
     total = len(questions)
     for i, q in enumerate(questions, start=1):
-        fields: dict[str, Any] = {"id": q.id, "impossible": q.impossible}
+        fields: dict[str, Any] = {
+            "id": q.id,
+            "impossible": q.impossible,
+            "conflict": bool(q.conflict),
+        }
         if not q.impossible:
             t0 = time.perf_counter()
             passages = list(retrieve(q.question))
@@ -167,6 +183,10 @@ def _aggregate(rows: Sequence[QuestionResult], k: int, answered: bool) -> EvalRe
     read_rows = [r for r in ans_rows if r.hits.get(5) and r.quote_hit is not None]
     scored = [r for r in ans_rows if r.quote_hit is not None]  # answerable with gold answers
     shorts = [r for r in scored if r.short_em is not None]
+    # Versions that disagree: the questions that say so. A false conflict: an answer (not an
+    # abstention) to any other question that reports a disagreement.
+    conflict_rows = [r for r in rows if r.conflict]
+    other_answers = [r for r in rows if not r.conflict and r.conflict_reported is not None]
 
     def hit_rate(n: int) -> float | None:
         if n > k:
@@ -196,6 +216,12 @@ def _aggregate(rows: Sequence[QuestionResult], k: int, answered: bool) -> EvalRe
         short_nonempty=rate([r.short_em is not None for r in scored]) if answered else None,
         short_em=rate([r.short_em for r in shorts]) if answered else None,
         short_f1=_mean([r.short_f1 or 0.0 for r in shorts]) if answered else None,
+        n_conflict=len(conflict_rows),
+        conflict_surfaced=rate([r.conflict_surfaced for r in conflict_rows]) if answered else None,
+        conflict_values_cited=rate([r.conflict_values_cited for r in conflict_rows])
+        if answered
+        else None,
+        false_conflict=rate([r.conflict_reported for r in other_answers]) if answered else None,
         abstention_rate=rate([r.abstained for r in imp_rows]) if answered else None,
         false_abstention_rate=rate([r.abstained for r in ans_rows]) if answered else None,
         retrieve_ms=_mean([r.retrieve_ms for r in rows if r.retrieve_ms is not None]),
@@ -207,7 +233,7 @@ def _aggregate(rows: Sequence[QuestionResult], k: int, answered: bool) -> EvalRe
 # ---------------------------------------------------------------------------- table
 
 
-_COUNTS = frozenset({"n", "n_answerable", "n_impossible", "n_gold_top5"})
+_COUNTS = frozenset({"n", "n_answerable", "n_impossible", "n_gold_top5", "n_conflict"})
 
 
 def _cell(value: float | int | None, integer: bool) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 
 from rag.embedder import Embedder
 from rag.retrieval.fusion import convex, mmr, rrf
+from rag.retrieval.versions import other_versions
 from rag.settings import Settings
 from rag.store.base import StoreReader
 from rag.text.sentences import split_sentences
@@ -84,7 +85,13 @@ class Retriever:
             )
         if filters is None:  # with a filter, stay inside the sources the user asked for
             hits = [self._prefer_fullest(h) for h in hits]
-        return self._collapse(hits)[:k]
+        return [self._with_versions(h) for h in self._collapse(hits)[:k]]
+
+    def _with_versions(self, hit: Hit) -> Hit:
+        """The hit with its article's other versions and the facts they give differently."""
+        if not hit.article.group_id:
+            return hit
+        return replace(hit, versions=other_versions(self.reader, hit.article))
 
     def _boost_sentences(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["FactDiff", "fact_differences", "fact_kinds", "words"]
 
@@ -124,6 +124,39 @@ def _moved_with_the_day(old: list[Word], new: list[Word]) -> bool:
     return bool(olds and news) and olds <= _RELATIVE_DAYS and news <= _RELATIVE_DAYS
 
 
+_JOINERS = frozenset("of von van de der del da du la le bin ibn al".split())
+
+
+def _opening_name(run: list[Word]) -> bool:
+    """Capitalised words that open a sentence and read as a name ("James Hutton", "Thoreau")."""
+    first = run[0]
+    return (
+        len(run) <= 5
+        and first.text[:1].isupper()
+        and not first.capitalised_inside
+        and first.norm.isalpha()
+        and first.norm not in _NOT_NAMES | _MONTHS | _WEEKDAYS
+        and all(w.text[:1].isupper() or w.norm in _JOINERS for w in run)
+    )
+
+
+def _opening_names(
+    old: list[Word], new: list[Word], known: set[str]
+) -> tuple[list[Word], list[Word]]:
+    """Two runs of capitalised words that open a sentence that then goes on the same ("James
+    Hutton is often viewed ..." / "Thoreau is often viewed ..."): names. A single capitalised
+    word on each side may be any word ("Rain fell" / "Snow fell"), unless the texts use one of
+    them as a name elsewhere ("Trevino said" where "Cmdr. Armando Trevino" is named before)."""
+    if not (old and new and _opening_name(old) and _opening_name(new)):
+        return old, new
+    if len(old) == len(new) == 1 and not {old[0].norm, new[0].norm} & known:
+        return old, new
+    return (
+        [replace(w, capitalised_inside=w.text[:1].isupper()) for w in old],
+        [replace(w, capitalised_inside=w.text[:1].isupper()) for w in new],
+    )
+
+
 def fact_differences(a: str, b: str, kinds: frozenset[str] | None = None) -> list[FactDiff]:
     """Places where ``a`` and ``b`` (two versions of a text) give different facts of one kind.
 
@@ -135,10 +168,15 @@ def fact_differences(a: str, b: str, kinds: frozenset[str] | None = None) -> lis
         None, [w.norm for w in wa], [w.norm for w in wb], autojunk=False
     )
     out: list[FactDiff] = []
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    ops = matcher.get_opcodes()
+    known = {w.norm for w in wa + wb if w.capitalised_inside}  # names the texts use elsewhere
+    for k, (op, i1, i2, j1, j2) in enumerate(ops):
         if op != "replace":
             continue
         old, new = wa[i1:i2], wb[j1:j2]
+        after = ops[k + 1] if k + 1 < len(ops) else None
+        if after is not None and after[0] == "equal" and after[2] - after[1] >= 3:
+            old, new = _opening_names(old, new, known)
         if _moved_with_the_day(old, new) or "".join(w.norm for w in old) == "".join(
             w.norm for w in new
         ):
