@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "CorruptIndex",
+    "Forbidden",
     "IndexBusy",
     "IndexMissing",
     "InputError",
@@ -27,7 +28,10 @@ __all__ = [
     "NotFound",
     "Outcome",
     "RagError",
+    "RateLimited",
     "SkipFile",
+    "TooLarge",
+    "Unauthorized",
     "outcome",
 ]
 
@@ -66,6 +70,44 @@ class SkipFile(InputError):
     """A file that cannot be ingested; the message is the reason shown in the summary."""
 
     title = "The file was skipped"
+
+
+class TooLarge(InputError):
+    """A request body, an upload or a text over the size the server accepts."""
+
+    http_status = 413
+    title = "The request is too large"
+
+
+class Unauthorized(RagError):
+    """A request to the API without a valid key."""
+
+    http_status = 401
+    level = "warning"
+    title = "An API key is needed"
+    hint = "Send the header `Authorization: Bearer KEY`; keys are made with `rag keys add`."
+
+
+class Forbidden(RagError):
+    """A valid key whose role does not allow the request (a read key on a write route)."""
+
+    http_status = 403
+    level = "warning"
+    title = "This key may not do that"
+    hint = "Uploads and deletions need a key with the write role."
+
+
+class RateLimited(RagError):
+    """Too many requests with one key; ``retry_after`` is the seconds until the next is allowed."""
+
+    http_status = 429
+    level = "warning"
+    title = "Too many requests"
+    hint = "Wait the seconds given in the Retry-After header, then try again."
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class IndexMissing(RagError):

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag.types import Answer, Conflict, Hit, OtherVersion
+from rag.types import Answer, Article, Conflict, Hit, OtherVersion
 
-__all__ = ["answer_json", "conflict_json", "hit_json", "versions_json"]
+__all__ = ["answer_json", "article_json", "conflict_json", "hit_json", "versions_json"]
 
 
 def versions_json(versions: tuple[OtherVersion, ...]) -> list[dict[str, Any]]:
@@ -109,4 +109,26 @@ def answer_json(a: Answer) -> dict[str, Any]:
         ],
         "closest": [hit_json(h) for h in a.closest] if a.abstained else [],
         "notes": list(a.notes),
+    }
+
+
+def article_json(a: Article, sources: list[str], duplicates: list[Article]) -> dict[str, Any]:
+    """One article with its cleaned text (the text every offset points into) and its versions."""
+    return {
+        "id": a.id,
+        "title": a.title,
+        "source": a.source,
+        "sources": list(sources),
+        "date": a.date,
+        "author": a.author,
+        "url": a.url,
+        "site": a.site,
+        "chars": len(a.text),
+        "text": a.text,
+        "pages": [{"start": p.start, "end": p.end, "page": p.page} for p in a.pages],
+        "group": a.group_id,
+        "duplicates": [
+            {"id": d.id, "title": d.title, "source": d.source, "date": d.date, "chars": len(d.text)}
+            for d in duplicates
+        ],
     }

@@ -179,6 +179,47 @@ class Settings(BaseSettings):
         10.0, ge=0, description="Seconds a writer waits for another writer before 'index is busy'."
     )
 
+    # --- the HTTP API (rag serve) and the page's access control -----------------------------
+    api_keys_file: Path | None = Field(
+        None,
+        description="File of API keys, one `sha256:HEX ROLE NAME` line each (written by `rag keys "
+        "add`; `rag serve --keys` overrides). With no keys at all, the server binds only loopback "
+        "and asks no key.",
+    )
+    api_keys: str = Field(
+        "",
+        description="More API keys, given hashed as in the keys file (`sha256:HEX ROLE NAME`), "
+        "separated by `;`.",
+    )
+    api_max_body_mb: float = Field(
+        32.0,
+        gt=0,
+        description="Largest request body the API reads (MiB); a larger one is refused with 413. "
+        "Each uploaded file is also held to max_file_mb.",
+    )
+    api_rate_limit: int = Field(
+        120,
+        ge=0,
+        description="Requests per minute per API key (bursts up to this many, refilled evenly); "
+        "over it, 429 with Retry-After. 0 turns it off; without keys there is none.",
+    )
+    api_cors_origins: str = Field(
+        "",
+        description="Browser origins allowed to call the API, comma-separated (e.g. "
+        "`https://chat.example.org`); empty: no CORS headers, so browsers refuse cross-site calls.",
+    )
+    page_exposed: bool = Field(
+        False,
+        description="The page is reachable from other machines, so the Library's write actions "
+        "(upload, index a folder, delete) ask for page_admin_token. Also on when Streamlit's "
+        "server.address is not a loopback address.",
+    )
+    page_admin_token: str = Field(
+        "",
+        description="Token an exposed page asks for before the Library's write actions; empty "
+        "turns those actions off on an exposed page.",
+    )
+
 
 def settings_table() -> str:
     """The settings as a Markdown table (README's "Settings" section is this, kept in step by a test)."""

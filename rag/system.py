@@ -7,21 +7,22 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.embedder import CheckedEmbeddings
-from rag.errors import IndexMissing, InputError, RagError
+from rag.errors import IndexMissing, InputError, NotFound, RagError
 from rag.retrieval.retriever import Retriever
 from rag.settings import Settings
 from rag.store.base import StoreReader, open_store
-from rag.types import Answer, Filters, Hit
+from rag.types import Answer, Article, Filters, Hit
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
     from rag.ingest.pipeline import Progress
     from rag.ingest.report import IngestReport
+
 
 
 _UNPRINTABLE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f]")
@@ -34,6 +35,14 @@ def clean_question(question: str, settings: Settings) -> str:
     if not q:
         raise InputError("the question is empty: type a question about the indexed articles")
     return q[: settings.max_question_chars]
+
+
+class ArticleInfo(NamedTuple):
+    """One indexed article, the sources (files, records) that hold its text, and its near-duplicates."""
+
+    article: Article
+    sources: list[str]
+    duplicates: list[Article]  # the other versions of the story, fullest first
 
 
 class System:
@@ -83,6 +92,33 @@ class System:
         from rag.ingest.pipeline import Ingestor
 
         return Ingestor(self.settings, self.embedder).delete(sources)
+
+    def delete_article(self, article_id: str) -> IngestReport:
+        """Remove an article (every source that holds its text) and its uploaded copies."""
+        from rag.ingest.uploads import remove_uploads, upload_dir
+
+        sources = self.article_info(article_id).sources
+        report = self.delete(sources)
+        remove_uploads(sources, upload_dir(self.settings.index_dir))
+        return report
+
+    def list_articles(self, offset: int = 0, limit: int | None = None) -> tuple[int, list[dict]]:
+        """(how many articles, one page of them from ``offset``), ordered by title."""
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError("offset and limit must not be negative")
+        rows = self.reader().list_articles()
+        return len(rows), rows[offset : None if limit is None else offset + limit]
+
+    def article_info(self, article_id: str) -> ArticleInfo:
+        """The article with this id; NotFound when the index has none."""
+        reader = self.reader()
+        try:
+            article = reader.article(article_id)
+        except KeyError:
+            raise NotFound(f"no article with id {article_id!r} in the index") from None
+        dups = reader.group_members(article.group_id) if article.group_id else []
+        sources = reader.sources_of(article_id) or [article.source]
+        return ArticleInfo(article, sources, [a for a in dups if a.id != article_id])
 
     # --- questions ----------------------------------------------------------------------------
     def retriever(self) -> Retriever:

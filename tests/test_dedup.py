@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -177,3 +179,46 @@ def test_many_random_documents_find_only_the_planted_pairs() -> None:
     ahead = {doc_id: sketch_texts([text])[0] for doc_id, text in reversed(docs[::3])}
     assert group_near_duplicates(docs, threshold=0.5, sketches=ahead) == planted
     assert group_near_duplicates(docs[:1], sketches=ahead) == {}
+
+
+def test_candidate_pairs_match_brute_force() -> None:
+    """Pairs whose signatures agree on a whole band: the bucketing finds exactly those."""
+    from rag.ingest.dedup import _candidate_pairs
+
+    rng = np.random.default_rng(5)
+    for n, values in ((0, 3), (1, 3), (2, 2), (7, 2), (40, 3), (60, 50)):
+        sig = rng.integers(0, values, size=(n, 8)).astype(np.uint32)
+        expected = {
+            (i, j)
+            for i in range(n)
+            for j in range(i + 1, n)
+            if any((sig[i, b : b + 2] == sig[j, b : b + 2]).all() for b in range(0, 8, 2))
+        }
+        assert {tuple(p) for p in _candidate_pairs(sig).tolist()} == expected
+
+
+def test_a_long_lived_system_sketches_each_article_once(
+    tmp_path: Path, corpus_dir: Path, hash_embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.ingest.dedup as dedup
+    import rag.ingest.pipeline as pipeline
+    from rag.settings import Settings
+    from rag.system import System
+
+    system = System(Settings(index_dir=tmp_path / "index"), embedder=hash_embedder)
+    system.ingest([corpus_dir])
+    sketched: list[int] = []
+    real = dedup.sketch_texts
+
+    def counted(texts: list[str]) -> list[Any]:
+        sketched.append(len(texts))
+        return real(texts)
+
+    for module in (dedup, pipeline):  # wherever the sketching happens
+        monkeypatch.setattr(module, "sketch_texts", counted)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("A note about the orchard frost and the growers who lit fires all night.")
+    system.ingest([extra], sync=False)
+    assert sum(sketched) == 1  # the new article only, not the whole index again
+    groups = [g for g in system.stats()["duplicate_groups"]]
+    assert len(groups) == 1 and len(groups[0]["articles"]) == 2  # the reprint is still grouped

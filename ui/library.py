@@ -10,6 +10,7 @@ import streamlit as st
 
 from rag.errors import IndexMissing
 from rag.system import System
+from ui.access import admin_gate, may_write
 from ui.errors import show_error
 from ui.render import md
 from ui.uploads import remove_uploads, save_uploads, upload_dir
@@ -43,6 +44,21 @@ def library_page(
         )
 
     st.subheader("Add articles")
+    writable = admin_gate(system.settings)
+    if writable:
+        add_articles(system)
+    if "last_report" in st.session_state:
+        show_report(st.session_state["last_report"])
+    if "last_delete" in st.session_state:
+        st.success(st.session_state.pop("last_delete"))
+    if stats:
+        articles_table(system, stats, writable)
+    elif isinstance(problem, IndexMissing):
+        st.info("Nothing indexed yet: upload files or index a folder above.")
+
+
+def add_articles(system: System) -> None:
+    """The uploader and the folder form (shown only to a session that may write)."""
     limit = system.settings.max_file_mb
     n = st.session_state.setdefault("upload_round", 0)
     files = st.file_uploader(
@@ -77,17 +93,12 @@ def library_page(
             st.warning("No folder at that path: type the full path of a folder on this server.")
         elif run_ingest(system, [path], sync=True):
             st.rerun()
-    if "last_report" in st.session_state:
-        show_report(st.session_state["last_report"])
-    if "last_delete" in st.session_state:
-        st.success(st.session_state.pop("last_delete"))
-    if stats:
-        articles_table(system, stats)
-    elif isinstance(problem, IndexMissing):
-        st.info("Nothing indexed yet: upload files or index a folder above.")
 
 
 def run_ingest(system: System, paths: list[Path], sync: bool) -> bool:
+    if not may_write(system.settings):
+        st.warning("Nothing indexed: the admin token is needed.")
+        return False
     bar = st.progress(0.0, text="Reading files…")
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -125,7 +136,7 @@ def show_report(r: dict[str, Any]) -> None:
                 st.markdown(f"**{label}:** " + ", ".join(md(Path(n).name) for n in names))
 
 
-def articles_table(system: System, stats: dict[str, Any]) -> None:
+def articles_table(system: System, stats: dict[str, Any], writable: bool = True) -> None:
     try:
         reader = system.reader()
         rows = reader.list_articles()
@@ -150,6 +161,17 @@ def articles_table(system: System, stats: dict[str, Any]) -> None:
         hide_index=True,
     )
     titles = {r["id"]: f"{r['title']} — {Path(r['source']).name}" for r in rows}
+    if writable:
+        delete_form(system, titles, sources)
+    if stats["duplicate_groups"]:
+        with st.expander("Duplicate groups (versions of one story)"):
+            for g in stats["duplicate_groups"]:
+                names = ", ".join(version_label(a) for a in g["articles"])
+                label = "versions with differences" if g.get("differs") else "plain reprints"
+                st.markdown(f"**group {groups[g['group']]}** ({label}): {names}")
+
+
+def delete_form(system: System, titles: dict[str, str], sources: dict[str, list[str]]) -> None:
     st.multiselect(
         "Delete articles",
         list(titles),
@@ -164,12 +186,6 @@ def articles_table(system: System, stats: dict[str, Any]) -> None:
         on_click=delete_selected,
         args=(system, {i: sources[i] for i in titles}),
     )
-    if stats["duplicate_groups"]:
-        with st.expander("Duplicate groups (versions of one story)"):
-            for g in stats["duplicate_groups"]:
-                names = ", ".join(version_label(a) for a in g["articles"])
-                label = "versions with differences" if g.get("differs") else "plain reprints"
-                st.markdown(f"**group {groups[g['group']]}** ({label}): {names}")
 
 
 def group_label(stats: dict[str, Any], groups: dict[str, int], group_id: str | None) -> str:
@@ -193,6 +209,9 @@ def version_label(a: dict[str, Any]) -> str:
 
 def delete_selected(system: System, sources: dict[str, list[str]]) -> None:
     """Button callback (runs before the page is drawn, so it may clear the selection)."""
+    if not may_write(system.settings):  # the button is not drawn then; a forged rerun is refused
+        st.session_state["last_delete"] = "Nothing deleted: the admin token is needed."
+        return
     chosen = [i for i in st.session_state.get("to_delete", []) if i in sources]
     paths = [s for i in chosen for s in sources[i]]
     try:

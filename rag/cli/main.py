@@ -1,4 +1,4 @@
-"""The ``rag`` command: ingest, search, ask, stats, inspect, check, delete, eval.
+"""The ``rag`` command: ingest, search, ask, stats, inspect, check, delete, eval, serve, keys.
 
 Exit codes: 0 success, 2 bad input or an index problem (one line on stderr), 1 an unexpected failure.
 """
@@ -269,11 +269,55 @@ def _cmd_eval(system: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from rag.api.server import serve
+
+    serve(settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from rag.api.keys import add_key, read_keys, remove_key
+
+    path = settings.api_keys_file
+    if path is None:
+        raise InputError("name the keys file: --keys FILE (or set RAG_API_KEYS_FILE)")
+    if args.action in ("add", "remove") and not args.name:
+        raise InputError(f"rag keys {args.action} needs the key's NAME")
+    if args.action == "add":
+        key = add_key(path, args.name, args.role)
+        if args.json:
+            _print_json({"name": args.name, "role": args.role, "key": key})
+        else:
+            print(key)
+            print(
+                f"key {args.name!r} ({args.role}) added to {path}; it is shown only this once",
+                file=sys.stderr,
+            )
+    elif args.action == "remove":
+        remove_key(path, args.name)
+        print(f"key {args.name!r} removed from {path}", file=sys.stderr)
+    else:
+        keys = read_keys(path)
+        if args.json:
+            _print_json([{"name": k.name, "role": k.role} for k in keys])
+        for k in [] if args.json else keys:
+            print(f"{k.name}\t{k.role}")
+    return EXIT_OK
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_common(args)
-        settings = Settings(**({"index_dir": args.index} if args.index else {}))
+        overrides: dict[str, Any] = {"index_dir": args.index} if args.index else {}
+        if getattr(args, "keys", None):
+            overrides["api_keys_file"] = args.keys
+        settings = Settings(**overrides)
+        if args.command == "serve":
+            return _cmd_serve(settings, args)
+        if args.command == "keys":
+            return _cmd_keys(settings, args)
         if args.command == "inspect":
             return _cmd_inspect(settings, args)
         if args.command == "check":

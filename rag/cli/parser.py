@@ -29,6 +29,8 @@ USES: dict[str, tuple[str, ...]] = {
     "compact": ("index", "json"),
     "eval": ("index", "json", "k"),
     "settings": (),
+    "serve": ("index",),
+    "keys": ("json",),
 }
 COMMON = ("index", "json", "k", *_FILTERS)
 
@@ -121,6 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-answers", action="store_true", help="score retrieval only")
 
     command("settings", "every RAG_* setting with its default and what it does (Markdown)")
+
+    sv = command("serve", "serve the HTTP API and an OpenAI-compatible chat endpoint")
+    sv.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; another needs API keys)",
+    )
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument(
+        "--keys", type=Path, help="API keys file (default RAG_API_KEYS_FILE; see 'rag keys')"
+    )
+
+    ks = command("keys", "make, list and remove API keys for 'rag serve'")
+    ks.add_argument("action", choices=["add", "list", "remove"])
+    ks.add_argument("name", nargs="?", help="the key's name (add, remove)")
+    ks.add_argument(
+        "--role", choices=["read", "write"], default="read", help="what the key may do (add)"
+    )
+    ks.add_argument("--keys", type=Path, help="API keys file (default RAG_API_KEYS_FILE)")
     return p
 
 

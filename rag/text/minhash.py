@@ -105,11 +105,17 @@ def candidate_pairs(sig: np.ndarray, rows: int = ROWS_PER_BAND) -> np.ndarray:
     for start in range(0, n_perm - rows + 1, rows):
         key = _band_values(sig, start, rows)
         order = np.argsort(key, kind="stable")
-        cuts = np.flatnonzero(np.diff(key[order])) + 1
-        for members in np.split(order, cuts):
-            if len(members) > 1:
-                i, j = np.triu_indices(len(members), k=1)
-                found.append(np.stack([members[i], members[j]], axis=1))
+        ordered = key[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        # Most buckets hold one text and most shared ones two: those pairs in one step, and a
+        # loop only over the larger buckets (not a split into n small arrays).
+        two = starts[sizes == 2]
+        found.append(np.stack([order[two], order[two + 1]], axis=1))
+        for first, size in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist(), strict=True):
+            members = order[first : first + size]
+            i, j = np.triu_indices(size, k=1)
+            found.append(np.stack([members[i], members[j]], axis=1))
     if not found:
         return np.zeros((0, 2), np.int64)
     pairs = np.sort(np.concatenate(found), axis=1)
