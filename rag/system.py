@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from rag.ingest.report import IngestReport
 
 
-
 _UNPRINTABLE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f]")
 
 

@@ -23,7 +23,9 @@ _KEEPALIVE_SECONDS = 5.0
 @router.get("/v1/models", responses=ERRORS, summary="The models (answerers) this server offers")
 def models(request: Request, caller: Reader) -> Any:
     state = state_of(request)
-    created = int(state.system.store.dir.stat().st_mtime) if state.system.has_index() else 0
+    # "created" is when the index these answerers read was last written (0 before any ingest).
+    index_dir = state.system.settings.index_dir
+    created = int(index_dir.stat().st_mtime) if state.system.has_index() else 0
     return {
         "object": "list",
         "data": [
