@@ -239,3 +239,80 @@ def test_entities() -> None:
     assert ("University of Wittenberg", "organisation") in found
     assert ("1960s", "date") in found
     assert ("6.4 nanometers", "number") in found
+
+
+from rag.answer.short import counted_terms, short_answer  # noqa: E402
+from rag.text.tokens import tokenize  # noqa: E402
+
+
+def _short(question: str, text: str) -> str | None:
+    span = short_answer(
+        answer_kind(question),
+        text,
+        (0, len(text)),
+        set(tokenize(question)),
+        counted_terms=counted_terms(question),
+    )
+    return None if span is None else text[span[0] : span[1]]
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "expected"),
+    [
+        # the number that counts what was asked, not the first or the nearest number
+        (
+            "How many turnovers did the Harriers force in the final?",
+            "The Harriers won 49-15 in the final, gaining 487 yards and forcing seven turnovers.",
+            "seven",
+        ),
+        # "one of" counts nothing; the unit the question names is left out
+        (
+            "How many yards did Okafor run for last season?",
+            "Okafor had one of his best seasons, running for 1,204 yards and catching 31 passes.",
+            "1,204",
+        ),
+        # a unit the question does not name stays
+        (
+            "How many crossed the bridge on Sunday?",
+            "On Sunday 4,500 people crossed the bridge in 3 hours.",
+            "4,500 people",
+        ),
+    ],
+)
+def test_short_answer_to_how_many_is_the_counted_number(
+    question: str, text: str, expected: str
+) -> None:
+    assert _short(question, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "expected"),
+    [
+        (
+            "Who founded the Alder Press?",
+            "The Alder Press was founded by Maria Okafor and Tomas Lindqvist in 1921.",
+            "Maria Okafor and Tomas Lindqvist",
+        ),
+        (
+            "Which countries supplied the turbines?",
+            "The turbines came from Denmark, Germany and Spain, the council said.",
+            "Denmark, Germany and Spain",
+        ),
+        # a place inside a place, after "in"
+        (
+            "Where did the ferry company open its first office?",
+            "The ferry company opened its first office in Port Alder, Maine, in 1988.",
+            "Port Alder, Maine",
+        ),
+        # commas without "and" between two people are not a list
+        (
+            "Who chaired the inquiry?",
+            "The inquiry was chaired by Ruth Adeyemi, Lena Park said on Monday.",
+            "Ruth Adeyemi",
+        ),
+    ],
+)
+def test_short_answer_takes_the_whole_list_a_name_stands_in(
+    question: str, text: str, expected: str
+) -> None:
+    assert _short(question, text) == expected

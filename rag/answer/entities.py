@@ -77,7 +77,7 @@ _NUMBER = re.compile(
 _UNIT_AFTER = re.compile(rf"[\s-]*{_UNITS}\b", re.IGNORECASE)
 
 _CAP = r"(?:[A-ZÀ-ÖØ-Þ][\w'’.&-]*|[A-Z]\.)"
-_JOIN = r"(?:of|de|von|van|der|den|da|del|della|di|du|la|le|bin|ibn|al|upon|the|&)"
+_JOIN = r"(?:of|de|von|van|aan|der|den|da|del|della|di|du|la|le|bin|ibn|al|upon|the|&|v\.?|vs\.?)"
 # Capitalised only because they open a sentence: never the start of a name.
 _OPENERS = frozenset(
     """although however while whereas when whenever after before during since despite because

@@ -30,7 +30,7 @@ from rag.answer.context import (
 from rag.answer.disagreement import quote_counterparts, state_conflicts
 from rag.answer.entities import find_entities
 from rag.answer.kinds import answer_kind
-from rag.answer.short import EntityFinder, kind_match, new_entities, short_answer
+from rag.answer.short import EntityFinder, counted_terms, kind_match, new_entities, short_answer
 from rag.embedder import Embedder
 from rag.settings import Settings
 from rag.text.shingles import containment, shingles
@@ -305,6 +305,7 @@ class ExtractiveAnswerer:
             set(tokenize(question)),
             self.entities,
             year_only=bool(re.search(r"\b(?:what|which) year\b", question, re.IGNORECASE)),
+            counted_terms=counted_terms(question),
         )
         return None if span is None else (top.start + span[0], top.start + span[1])
 

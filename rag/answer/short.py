@@ -36,7 +36,8 @@ def new_entities(text: str, question_terms: set[str], finder: EntityFinder) -> l
     """The entities of ``text`` that the question does not already name."""
     out = []
     for e in finder(text):
-        terms = tokenize(e.text)
+        # A number is new unless its value is asked about: "3,837 yards" answers "how many yards".
+        terms = tokenize(e.text.split()[0] if e.kind == "number" else e.text)
         if terms and sum(t in question_terms for t in terms) * 2 >= len(terms):
             continue  # mostly words of the question: it is what was asked about, not the answer
         if not terms and e.kind not in ("number", "date"):
@@ -61,12 +62,16 @@ def short_answer(
     question_terms: set[str],
     finder: EntityFinder = find_entities,
     year_only: bool = False,
+    counted_terms: frozenset[str] = frozenset(),
 ) -> tuple[int, int] | None:
     """The span of ``text`` that answers a question of ``kind``, or None.
 
     ``focus`` is the part of ``text`` that best matches the question (the chosen sentence of a
     widened quote): an entity there wins over one in the context; among them, a sure kind over a
-    possible one, then the one nearest to a word of the question.
+    possible one, then the one nearest to a word of the question. ``counted_terms`` is what a
+    "how many" question counts: a number followed by it wins ("seven turnovers"), and a unit the
+    question names is left out ("3,837" for "How many yards"). A name that stands in a list of
+    names ("Thomas Edison and Nikola Tesla") answers with the whole list.
     """
     if kind == "other":
         return None
@@ -101,9 +106,18 @@ def short_answer(
         near = min((first - a if a < first else a - last + 1 for a in outside), default=99)
         return (inside, sure, -density, near)
 
+    if kind == "number":
+        entities = [e for e in entities if not _ONE_OF.match(text, e.start)] or entities
+        counted = [e for e in entities if e.kind == "number" and _counts(text, e, counted_terms)]
+        if counted:  # "How many yards ...": a number of yards, not the first number near
+            entities = counted
     best = min(entities, key=rank)
     if rank(best)[1] == 2:
         return None
+    if kind == "number":
+        return best.start, _without_asked_unit(text, best, question_terms)
+    if kind in ("person", "organisation", "place"):
+        return _listed(text, best, entities, kind)
     if year_only:  # "What year ...": the year of "26 March 2005"
         m = _YEAR.search(best.text)
         if m:
@@ -112,6 +126,51 @@ def short_answer(
 
 
 _YEAR = re.compile(r"\b(?:1\d\d\d|20\d\d)\b")
+_AND = re.compile(r",?\s+(?:and|or|&)\s+|,\s+")
+
+
+def _listed(text: str, best: Entity, entities: Sequence[Entity], kind: str) -> tuple[int, int]:
+    """The whole list an entity stands in ("Thomas Edison and Nikola Tesla", "Redwood City,
+    California"): names of the same kind joined by commas and "and"."""
+    alike = [e for e in entities if e.kind == best.kind or e.kind in (kind, "name")]
+    alike.sort(key=lambda e: e.start)
+    i = next(n for n, e in enumerate(alike) if e is best)
+    lo = hi = i
+    while lo > 0 and _AND.fullmatch(text, alike[lo - 1].end, alike[lo].start):
+        lo -= 1
+    while hi + 1 < len(alike) and _AND.fullmatch(text, alike[hi].end, alike[hi + 1].start):
+        hi += 1
+    gaps = [
+        text[a.end : b.start] for a, b in zip(alike[lo:hi], alike[lo + 1 : hi + 1], strict=True)
+    ]
+    if gaps and not any(_CONJUNCTION.search(g) for g in gaps):
+        # Commas alone make a list only in "Redwood City, California" (a place in a place).
+        in_place = _PLACE_IN.search(text[: alike[lo].start])
+        if not (kind == "place" and len(gaps) == 1 and in_place):
+            return best.start, best.end
+    return alike[lo].start, alike[hi].end
+
+
+_CONJUNCTION = re.compile(r"\b(?:and|or)\b|&")
+_PLACE_IN = re.compile(r"\b(?:in|at|near|from)\s+$")
+_ONE_OF = re.compile(r"one\s+of\b", re.IGNORECASE)  # "one of his best seasons" counts nothing
+_COUNTED_WORDS = 3
+
+
+def _counts(text: str, e: Entity, counted: frozenset[str]) -> bool:
+    """Whether the number counts a thing the question names ("3,837 yards", "seven turnovers")."""
+    after = text[e.start : e.end].split()[1:] + text[e.end :].split()[:_COUNTED_WORDS]
+    return any(t in counted for w in after[:_COUNTED_WORDS] for t in tokenize(w))
+
+
+def _without_asked_unit(text: str, e: Entity, question_terms: set[str]) -> int:
+    """The end of the number without a unit the question already names ("How many yards": 3,837)."""
+    words = _words(text[e.start : e.end])
+    keep = len(words)
+    while keep > 1 and all(t in question_terms for t in tokenize(words[keep - 1][1]) or ["%"]):
+        keep -= 1
+    at, word = words[keep - 1]
+    return e.start + at + len(word)
 
 
 _WINDOW = 6
@@ -125,3 +184,12 @@ def _words(text: str) -> list[tuple[int, str]]:
         out.append((i, word))
         pos = i + len(word)
     return out
+
+
+_HOW_MANY = re.compile(r"\bhow\s+many\s+([\w'-]+)", re.IGNORECASE)
+
+
+def counted_terms(question: str) -> frozenset[str]:
+    """What a "how many" question counts ("How many yards ..." -> {"yard"}), else nothing."""
+    m = _HOW_MANY.search(question)
+    return frozenset(tokenize(m.group(1))) if m else frozenset()
