@@ -149,7 +149,7 @@ class Retriever:
                 best, best_c = chunk, c
         if best is None or best_c < self.settings.collapse_threshold:
             return hit
-        if fact_differences(hit.chunk.text, best.text):
+        if texts_disagree(hit.chunk.text, best.text):
             return hit  # the versions disagree here: cite this one as it is, the fullest too
         return replace(hit, chunk=best, article=fullest, also_in=(hit.article.source, *hit.also_in))
 
@@ -171,7 +171,14 @@ class Retriever:
 
 def _disagree(a: Hit, b: Hit) -> bool:
     """Two near-copies that give a different number, date or name: both stay in the results."""
-    return bool(fact_differences(a.chunk.text, b.chunk.text))
+    return texts_disagree(a.chunk.text, b.chunk.text)
+
+
+@lru_cache(maxsize=8192)
+def texts_disagree(a: str, b: str) -> bool:
+    """Whether two passage texts differ in a fact. Cached, and free for identical texts: an
+    archive repeats wire copy, and the same pairs meet again question after question."""
+    return a != b and bool(fact_differences(a, b))
 
 
 @lru_cache(maxsize=20_000)
