@@ -214,10 +214,13 @@ def _confidence(answer: Answer) -> str:
     )
 
 
-def quote_spans(c: Citation, key: str, short: tuple[int, int] | None = None) -> list[Span]:
-    """The mark of a citation's quote inside its passage; with ``short`` (article offsets inside
-    the quote) the short answer stands out inside the mark."""
-    base = c.passage_start
+def quote_spans(
+    c: Citation, key: str, short: tuple[int, int] | None = None, base: int | None = None
+) -> list[Span]:
+    """The mark of a citation's quote inside its passage (which starts at article offset ``base``,
+    by default the citation's own passage); with ``short`` (article offsets inside the quote) the
+    short answer stands out inside the mark."""
+    base = c.passage_start if base is None else base
     inner = None
     if short is not None and c.start <= short[0] < short[1] <= c.end:
         inner = (short[0] - base, short[1] - base)
@@ -310,14 +313,17 @@ def source_cards_html(
     with the id its chip links to), "also in" versions and the whole article with the quotes marked.
     """
     texts = article_texts or {}
-    groups: dict[str, list[Citation]] = {}
+    # Grouped by the passage each quote actually lies in, not by ``chunk_id``: a quote taken from
+    # another paragraph of the same article must get its own card, or its mark would be placed at
+    # its offsets inside somebody else's passage and highlight an unrelated sentence.
+    groups: dict[tuple[str, int, int], list[Citation]] = {}
     for c in answer.citations:
-        groups.setdefault(c.chunk_id, []).append(c)
+        groups.setdefault(_passage_key(c), []).append(c)
     cards = []
-    for cites in groups.values():
+    for place, cites in groups.items():
         first = cites[0]
         numbers = "".join(f'<span class="card-n">{c.n}</span>' for c in cites)
-        spans = [s for c in cites for s in quote_spans(c, key, _short_span(answer, c))]
+        spans = [s for c in cites for s in quote_spans(c, key, _short_span(answer, c), place[1])]
         quotes = " … ".join(f"“{escape(c.quote)}”" for c in cites)
         whole = ""
         text = texts.get(first.article_id)
@@ -337,10 +343,25 @@ def source_cards_html(
             f'<details class="source-card" id="{attr(anchor(key, first.n))}-card"><summary>'
             f"{numbers} {meta}"
             f'<div class="card-quote">{quotes}</div></summary>'
-            f'<div class="passage">{highlight(first.passage, spans)}</div>'
+            f'<div class="passage">{highlight(_shown_passage(first, place), spans)}</div>'
             f"{_also_in(first.also_in, first.versions, _passage_span(first))}{whole}</details>"
         )
     return cards
+
+
+def _passage_key(c: Citation) -> tuple[str, int, int]:
+    """Which passage a citation's quote is shown in: its article and the passage's span, or the
+    quote's own span should the quote not lie inside its passage (a mark never lands on other
+    words)."""
+    p0, p1 = _passage_span(c)
+    if p0 <= c.start <= c.end <= p1:
+        return c.article_id, p0, p1
+    return c.article_id, c.start, c.end
+
+
+def _shown_passage(c: Citation, key: tuple[str, int, int]) -> str:
+    """The text of the passage ``key`` (see :func:`_passage_key`) that holds ``c``'s quote."""
+    return c.passage if key[1:] == _passage_span(c) else c.quote
 
 
 def _passage_span(c: Citation) -> tuple[int, int]:
