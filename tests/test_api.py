@@ -19,7 +19,7 @@ from rag.api.app import create_app
 from rag.api.keys import KeyRing
 from rag.api.schemas import AnswerOut, ArticleOut, ArticlesPage, JobOut, SearchOut
 from rag.settings import Settings
-from rag.store.folder import IndexStore
+from rag.store.folder import IndexFolder
 from rag.system import System
 from tests.api_server import LiveServer
 from tests.conftest import CORPUS, HashEmbedder
@@ -275,7 +275,7 @@ def test_writer_lock_held_elsewhere(tmp_path: Path) -> None:
     try:
         c = httpx.Client(base_url=srv.url, timeout=30)
         aid = c.get("/v1/articles").json()["articles"][0]["id"]
-        with IndexStore(index).write_lock():
+        with IndexFolder(index).write_lock():
             r = c.delete(f"/v1/articles/{aid}")
             assert r.status_code == 409 and r.json()["error"]["type"] == "index_busy"
             assert str(index) not in r.text

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from rag.errors import IndexBusy
-from rag.store.folder import IndexStore
+from rag.store.folder import IndexFolder
 from tests.api_server import RagServe
 from tests.conftest import CORPUS
 from tests.synthetic import write_articles
@@ -193,7 +193,7 @@ def test_writer_lock_across_api_and_cli(served: Served, tmp_path: Path) -> None:
         saw_busy = False
         while cli.poll() is None and time.monotonic() < deadline and not saw_busy:
             try:
-                with IndexStore(served.index, lock_timeout=0).write_lock():
+                with IndexFolder(served.index, lock_timeout=0).write_lock():
                     pass  # not taken yet: the CLI is still loading its model
                 time.sleep(0.1)
                 continue

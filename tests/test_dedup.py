@@ -183,7 +183,7 @@ def test_many_random_documents_find_only_the_planted_pairs() -> None:
 
 def test_candidate_pairs_match_brute_force() -> None:
     """Pairs whose signatures agree on a whole band: the bucketing finds exactly those."""
-    from rag.ingest.dedup import _candidate_pairs
+    from rag.text.minhash import candidate_pairs
 
     rng = np.random.default_rng(5)
     for n, values in ((0, 3), (1, 3), (2, 2), (7, 2), (40, 3), (60, 50)):
@@ -194,7 +194,7 @@ def test_candidate_pairs_match_brute_force() -> None:
             for j in range(i + 1, n)
             if any((sig[i, b : b + 2] == sig[j, b : b + 2]).all() for b in range(0, 8, 2))
         }
-        assert {tuple(p) for p in _candidate_pairs(sig).tolist()} == expected
+        assert {tuple(p) for p in candidate_pairs(sig, rows=2).tolist()} == expected
 
 
 def test_a_long_lived_system_sketches_each_article_once(

@@ -23,7 +23,9 @@ _KEEPALIVE_SECONDS = 5.0
 @router.get("/v1/models", responses=ERRORS, summary="The models (answerers) this server offers")
 def models(request: Request, caller: Reader) -> Any:
     state = state_of(request)
-    created = int(state.system.store.dir.stat().st_mtime) if state.system.has_index() else 0
+    created = (
+        int(state.system.settings.index_dir.stat().st_mtime) if state.system.has_index() else 0
+    )
     return {
         "object": "list",
         "data": [
