@@ -67,7 +67,8 @@ def chat_history(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     turns = []
     for q, a in zip(messages[::2], messages[1::2], strict=False):
         if q.get("role") == "user" and a.get("answer") is not None:
-            turns.append((q["text"], a["answer"].text))
+            # The standalone form of an earlier follow-up, so a chain keeps its subject.
+            turns.append((a["answer"].standalone_question or q["text"], a["answer"].text))
     return turns[-HISTORY_TURNS:]
 
 
