@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from rag.answer.abstention import under_filters
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.embedder import CheckedEmbeddings
 from rag.errors import IndexMissing, InputError, NotFound, RagError
@@ -204,7 +205,9 @@ class System:
         if answer is None:
             raise RagError("the chat model's answer was cut off before it finished")
         yield replace(
-            answer, question=q, standalone_question=standalone if standalone != q else None
+            under_filters(answer, filters),
+            question=q,
+            standalone_question=standalone if standalone != q else None,
         )
 
     def chain(self, k: int | None = None, filters: Filters | None = None) -> Runnable[Any, Answer]:

@@ -239,3 +239,24 @@ def test_entities() -> None:
     assert ("University of Wittenberg", "organisation") in found
     assert ("1960s", "date") in found
     assert ("6.4 nanometers", "number") in found
+
+
+def test_a_refusal_under_filters_names_them() -> None:
+    from rag.answer.abstention import KEY_TERMS_MISSING, abstain, under_filters
+    from rag.types import Filters
+
+    hits = hits_for("The ferry runs at dawn. The bridge opened in May.")
+    f = Filters(source="002_*", date_from="2009-01-01")
+    assert f.describe() == "source matching “002_*”, dated from 2009-01-01"
+    missing = under_filters(abstain("q", hits, (KEY_TERMS_MISSING,)), f)
+    assert missing.notes == (
+        f"{KEY_TERMS_MISSING} that pass the filters (source matching “002_*”, dated from "
+        "2009-01-01)",
+    )
+    low = under_filters(abstain("q", hits, ("confidence 0.10 is below 0.30",)), f)
+    assert low.notes[-1].endswith("were searched (source matching “002_*”, dated from 2009-01-01)")
+    assert under_filters(abstain("q", []), f).notes == (
+        "no indexed article passes the filters (source matching “002_*”, dated from 2009-01-01)",
+    )
+    unfiltered = abstain("q", hits, (KEY_TERMS_MISSING,))
+    assert under_filters(unfiltered, Filters()) is unfiltered

@@ -75,6 +75,33 @@ def test_ask_then_follow_up(monkeypatch: pytest.MonkeyPatch, built_index: System
     assert len(at.chat_message) == 4
 
 
+def test_chat_shows_its_filters_and_names_them_in_a_refusal(
+    monkeypatch: pytest.MonkeyPatch, built_index: System
+) -> None:
+    at = page(monkeypatch, built_index.settings.index_dir)
+    # A glob on the file name alone (sources are absolute paths), as the help text promises.
+    at.text_input(key="f_source").set_value("harbor_bridge.*").run()
+    at.chat_input(key="question").set_value(QUESTION).run()
+    assert not at.exception
+    answer = next(m.value for m in at.markdown if m.value.startswith('<div class="answer">'))
+    assert "Lindqvist" in answer
+    shown = [html.unescape(c.value) for c in at.caption]
+    assert "Filtered: source matching “harbor_bridge.*” (change in the sidebar)." in shown
+
+    at.text_input(key="f_source").set_value("orchard_*").run()
+    at.chat_input(key="question").set_value(QUESTION).run()
+    assert not at.exception
+    shown = [html.unescape(c.value) for c in at.caption]
+    # Each answer keeps the filters it was found under; the refusal names them.
+    assert "Filtered: source matching “orchard_*” (change in the sidebar)." in shown
+    assert "Filtered: source matching “harbor_bridge.*” (change in the sidebar)." in shown
+    assert (
+        "the question's key terms are missing from the articles that pass the filters "
+        "(source matching “orchard_*”)"
+    ) in shown
+    assert "the question's key terms are missing from the articles" not in shown
+
+
 # --- search, filters and settings ---------------------------------------------------------------
 def test_search_lists_passages_with_highlights_and_filters(
     monkeypatch: pytest.MonkeyPatch, built_index: System

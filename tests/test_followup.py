@@ -143,6 +143,12 @@ def test_conversations_through_rag_chat_json_and_ask_history(
         r2 = rag("ask", "--json", "--history", str(history), follow_up, index=index)
         assert r2.returncode == 0, r2.stderr
         check_turns(json.loads(r.stdout), json.loads(r2.stdout), named, word)
+    # A file-name pattern filters (sources are absolute paths), and a refusal names the filter.
+    r = rag("ask", "--json", "--source", "001_*", CONVERSATIONS[0][0], index=index)
+    assert r.returncode == 0 and not json.loads(r.stdout)["abstained"], r.stderr
+    r = rag("ask", "--json", "--source", "002_*", CONVERSATIONS[0][0], index=index)
+    refused = json.loads(r.stdout)
+    assert refused["abstained"] and any("002_*" in n for n in refused["notes"]), refused["notes"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"q": 1}\n', encoding="utf-8")
     r = rag("ask", "--history", str(bad), "Where is he based?", index=index)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from rag.errors import IndexMissing, RagError
 from rag.system import System
-from rag.types import Answer
+from rag.types import Answer, Filters
 from ui.errors import show_error
 from ui.render import (
     answer_html,
@@ -19,7 +19,7 @@ from ui.render import (
     md,
     source_cards_html,
 )
-from ui.sidebar import ANSWER_MODES, current_filters
+from ui.sidebar import ANSWER_MODES, current_filters, filters_caption
 
 HISTORY_TURNS = 4  # earlier turns passed on for condensing follow-ups
 
@@ -36,12 +36,13 @@ def article_texts(system: System, answer: Answer) -> dict[str, str]:
     return out
 
 
-def render_answer(answer: Answer, key: str, system: System) -> None:
+def render_answer(answer: Answer, key: str, system: System, filters: Filters | None = None) -> None:
     if answer.standalone_question:
         st.caption(f"Follow-up understood as: “{md(answer.standalone_question)}”")
     st.markdown(answer_html(answer, key), unsafe_allow_html=True)
     for note in answer.notes:
         st.caption(md(note))
+    filters_caption(filters)  # the filters this answer was found under, not today's sidebar
     if answer.abstained:
         if answer.closest:
             st.caption("Closest passages (none answers the question):")
@@ -87,7 +88,7 @@ def chat_page(system: System, problem: BaseException | None) -> None:
             if m["role"] == "user":
                 st.markdown(escape(m["text"]), unsafe_allow_html=True)
             elif m.get("answer") is not None:
-                render_answer(m["answer"], m["key"], system)
+                render_answer(m["answer"], m["key"], system, m.get("filters"))
             else:
                 show_error(m["error"])
     if messages and st.sidebar.button("Clear conversation", key="clear_chat"):
@@ -103,27 +104,30 @@ def chat_page(system: System, problem: BaseException | None) -> None:
     with st.chat_message("user"):
         st.markdown(escape(question), unsafe_allow_html=True)
     key = uuid.uuid4().hex[:8]
+    filters = current_filters()
     with st.chat_message("assistant"):
         try:
-            answer = ask(system, question, chat_history(messages))
+            answer = ask(system, question, chat_history(messages), filters)
         except Exception as e:  # noqa: BLE001 - the page explains every failure in a sentence
             show_error(e)
             messages += [{"role": "user", "text": question}, {"role": "assistant", "error": e}]
             return
-        render_answer(answer, key, system)
+        render_answer(answer, key, system, filters)
     messages += [
         {"role": "user", "text": question},
-        {"role": "assistant", "answer": answer, "key": key},
+        {"role": "assistant", "answer": answer, "key": key, "filters": filters},
     ]
 
 
-def ask(system: System, question: str, history: list[tuple[str, str]]) -> Answer:
+def ask(
+    system: System, question: str, history: list[tuple[str, str]], filters: Filters | None
+) -> Answer:
     """Run the question, streaming the chat model's tokens (if any) into the page as they come."""
     mode = ANSWER_MODES.get(st.session_state.get("answer_mode", ""), "extractive")
     stream = system.ask_stream(
         question,
         k=int(st.session_state.get("k", system.settings.k)),
-        filters=current_filters(),
+        filters=filters,
         history=history,
         mode=mode,
     )

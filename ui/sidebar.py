@@ -85,13 +85,6 @@ def current_filters() -> Filters | None:
 
 
 def filters_caption(f: Filters | None) -> None:
-    if f is None:
+    if f is None or not f.active():
         return
-    parts = []
-    if f.source:
-        parts.append(f"source matching “{md(f.source)}”")
-    if f.date_from:
-        parts.append(f"dated from {f.date_from}")
-    if f.date_to:
-        parts.append(f"dated to {f.date_to}")
-    st.caption("Filtered: " + ", ".join(parts) + " (change in the sidebar).")
+    st.caption("Filtered: " + md(f.describe()) + " (change in the sidebar).")
