@@ -80,8 +80,11 @@ def serve(index_dir: Path, log_path: Path, timeout: float = 120.0) -> Iterator[s
 
 
 @contextlib.contextmanager
-def chrome(user_data_dir: Path, width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """Headless Chromium through chromedriver; always quits."""
+def chrome(
+    user_data_dir: Path, width: int = 1400, height: int = 1000, color_scheme: str | None = None
+) -> Iterator[Any]:
+    """Headless Chromium through chromedriver; always quits. ``color_scheme`` ("light" or "dark")
+    is what the page sees as the system's preference (the page's default theme follows it)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -100,6 +103,11 @@ def chrome(user_data_dir: Path, width: int = 1400, height: int = 1000) -> Iterat
     opts.add_argument(f"--user-data-dir={user_data_dir}")
     opts.add_argument(f"--window-size={width},{height}")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    if color_scheme is not None:
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": color_scheme}]},
+        )
     try:
         yield driver
     finally:

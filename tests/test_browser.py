@@ -55,6 +55,16 @@ def test_chip_opens_the_source_card_at_the_quote(
         card = mark.find_element(By.XPATH, "ancestor::details[contains(@class,'source-card')]")
         assert card.get_attribute("open") is not None
         assert mark.text.strip()
+        # Every chip opens a mark holding exactly its citation's quote, never a neighbour.
+        expected = built_index.ask(shot.QUESTION)
+        quotes = {c.n: " ".join(c.quote.split()) for c in expected.citations}
+        chips = driver.find_elements(By.CSS_SELECTOR, ".answer a.cite-chip")
+        assert {int(c.text) for c in chips} == set(quotes)
+        for c in chips:
+            opened = driver.find_element(By.ID, c.get_attribute("href").split("#", 1)[1])
+            assert opened.tag_name == "mark"
+            shown = " ".join(opened.get_attribute("textContent").split())
+            assert shown == quotes[int(c.text)]
         # No article markup got through: the page has no element the articles could have injected.
         assert not driver.find_elements(By.CSS_SELECTOR, ".source-card script, .answer script")
 
@@ -71,3 +81,68 @@ def test_chip_opens_the_source_card_at_the_quote(
         time.sleep(0.3)
         driver.save_screenshot(str(tmp_path / "chat.png"))
     assert (tmp_path / "chat.png").stat().st_size > 10_000
+
+
+# The effective colours of an element: its text over the backgrounds of it and its ancestors
+# composited from the page down (translucent tints included), with their opacity.
+CONTRAST_JS = """
+const el = arguments[0];
+const rgba = s => { const m = s.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+const chain = []; for (let e = el; e; e = e.parentElement) chain.push(e);
+let bg = [255, 255, 255], opacity = 1;
+for (const e of chain.reverse()) {
+  const style = getComputedStyle(e), b = rgba(style.backgroundColor);
+  bg = bg.map((v, i) => v * (1 - b[3]) + b[i] * b[3]);
+  opacity *= Number(style.opacity);
+}
+const fg = rgba(getComputedStyle(el).color), a = fg[3] * opacity;
+const text = bg.map((v, i) => v * (1 - a) + fg[i] * a);
+const lum = c => c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+  .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+const [l1, l2] = [lum(text), lum(bg)];
+return [(Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05), lum(bg)];
+"""
+READ = [
+    ".answer",
+    ".answer a.cite-chip",
+    "details.source-card[open] .title",
+    "details.source-card[open] .src",
+    "details.source-card[open] .score",
+    "details.source-card[open] .card-n",
+    "details.source-card[open] .passage",
+    "details.source-card[open] mark.quote",
+]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_colours_follow_the_theme(
+    browser_ready: None, built_index: System, tmp_path: Path, scheme: str
+) -> None:
+    """With the default "System" theme, a dark OS gets dark cards: every piece of text the answer
+    and an open source card show keeps WCAG AA contrast (4.5:1) against what is behind it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(built_index.settings.index_dir, index_dir)
+    with (
+        shot.serve(index_dir, tmp_path / "streamlit.log") as url,
+        shot.chrome(tmp_path / "chrome", color_scheme=scheme) as driver,
+    ):
+        chip = shot.ask(driver, url, "Who led the repair crew of the Harbor Bridge?")
+        mark = WebDriverWait(driver, 30).until(
+            lambda d: d.find_element(By.ID, chip.get_attribute("href").split("#", 1)[1])
+        )
+        chip.click()
+        WebDriverWait(driver, 10).until(lambda _: mark.is_displayed())
+        time.sleep(0.3)
+        driver.save_screenshot(str(tmp_path / f"chat-{scheme}.png"))
+        page_bg = driver.execute_script(
+            CONTRAST_JS, driver.find_element(By.CSS_SELECTOR, ".answer")
+        )[1]
+        assert (page_bg < 0.2) if scheme == "dark" else (page_bg > 0.8)  # the theme took effect
+        for css in READ:
+            for el in driver.find_elements(By.CSS_SELECTOR, css)[:3]:
+                ratio, _ = driver.execute_script(CONTRAST_JS, el)
+                assert ratio >= 4.5, f"{css} in the {scheme} theme: contrast {ratio:.2f}"
+    assert (tmp_path / f"chat-{scheme}.png").stat().st_size > 10_000

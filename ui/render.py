@@ -414,44 +414,49 @@ def answer_with_sources(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+# Colours follow the theme (Streamlit's light or dark, or the system's): text inherits the page's
+# colour, backgrounds are translucent tints over the page's own, so nothing assumes a white page.
+# Highlights are the exception: a marker yellow with its own dark text, readable on either.
 PAGE_CSS = """
 <style>
 .answer { line-height:1.65; }
 .cite-chip { display:inline-block; min-width:1.3em; padding:0 .35em; margin:0 .12em; border-radius:.7em;
-  background:#e3ebfd; color:#1a4fd6 !important; font-size:.78em; font-weight:600; text-align:center;
-  text-decoration:none !important; vertical-align:.15em; line-height:1.5; }
-.cite-chip:hover { background:#1a4fd6; color:#fff !important; }
+  background:rgba(66,118,240,.2); color:inherit !important; font-size:.78em; font-weight:700;
+  text-align:center; text-decoration:none !important; vertical-align:.15em; line-height:1.5;
+  border:1px solid rgba(66,118,240,.55); }
+.cite-chip:hover, .cite-chip:focus { background:#1a4fd6; color:#fff !important; }
 .card-n { display:inline-block; min-width:1.3em; padding:0 .35em; margin-right:.15em; border-radius:.7em;
-  background:#e3ebfd; color:#1a4fd6; font-size:.78em; font-weight:600; text-align:center; }
-.source-card, .hit-card { border:1px solid #e2e2e2; border-radius:.5em; padding:.45em .8em; margin:.35em 0;
-  background:#fff; }
+  background:rgba(66,118,240,.2); color:inherit; font-size:.78em; font-weight:700; text-align:center; }
+.source-card, .hit-card { border:1px solid rgba(128,128,128,.35); border-radius:.5em;
+  padding:.45em .8em; margin:.35em 0; background:rgba(128,128,128,.05); color:inherit; }
 .source-card > summary { cursor:pointer; }
 .source-card .title, .hit-card .title { font-weight:600; }
 .source-card .date, .source-card .score, .source-card .src, .source-card .page,
-.hit-card .date, .hit-card .score, .hit-card .src, .hit-card .page { color:#666; font-size:.9em; }
-.card-quote { color:#444; font-style:italic; font-size:.9em; margin:.15em 0 0 1.1em; }
+.hit-card .date, .hit-card .score, .hit-card .src, .hit-card .page { opacity:.8; font-size:.9em; }
+.card-quote { opacity:.85; font-style:italic; font-size:.9em; margin:.15em 0 0 1.1em; }
 .source-card[open] .card-quote { display:none; }
 .passage { margin:.45em 0; line-height:1.55; }
-mark { background:#fff1a8; padding:0 .1em; border-radius:.15em; }
+mark { background:#fff1a8; color:#1b1b1f; padding:0 .1em; border-radius:.15em; }
 mark.quote { background:#ffe066; }
 mark .short { background:#ffc933; font-weight:600; }
 .short-answer { font-size:1.1em; margin-bottom:.25em; }
 .confidence { font-size:.78em; padding:0 .4em; border-radius:.6em; white-space:nowrap; }
-.conf-high { background:#e6f4ea; color:#1e7b34; }
-.conf-medium { background:#fff4d6; color:#8a6100; }
-.conf-low { background:#fde8e8; color:#b42318; }
+.conf-high { background:rgba(30,160,70,.2); }
+.conf-medium { background:rgba(240,170,0,.25); }
+.conf-low { background:rgba(220,50,40,.2); }
 mark:target { outline:2px solid #f08c00; background:#ffd43b; scroll-margin-top:6em; }
 .details-target { scroll-margin-top:6em; }
 details.whole { margin-top:.3em; }
 details.whole > summary { font-size:.9em; }
 .whole-link { text-decoration:none; }
-.article-text { max-height:22em; overflow:auto; border-left:3px solid #eee; padding:.2em .7em;
-  margin-top:.3em; line-height:1.55; font-size:.95em; }
-.also-in { color:#666; font-size:.85em; }
-.also-in .differs { color:#b42318; }
-.conflict { background:#fff4e5; border-left:4px solid #f08c00; padding:.35em .7em; margin:.3em 0 .5em;
-  border-radius:.3em; }
-.unsupported { text-decoration: underline wavy #d33; text-underline-offset:3px; }
-.unsupported-flag { color:#c92a2a; font-size:.8em; white-space:nowrap; }
+.article-text { max-height:22em; overflow:auto; border-left:3px solid rgba(128,128,128,.3);
+  padding:.2em .7em; margin-top:.3em; line-height:1.55; font-size:.95em; }
+.also-in { opacity:.85; font-size:.85em; }
+.also-in .src { opacity:1; }
+.also-in .differs { color:#e8590c; }
+.conflict { background:rgba(240,140,0,.14); border-left:4px solid #f08c00; padding:.35em .7em;
+  margin:.3em 0 .5em; border-radius:.3em; }
+.unsupported { text-decoration: underline wavy #e03131; text-underline-offset:3px; }
+.unsupported-flag { color:#e03131; font-size:.8em; white-space:nowrap; }
 </style>
 """
