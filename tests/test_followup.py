@@ -164,3 +164,28 @@ def test_conversations_in_the_library(chat_index) -> None:  # type: ignore[no-un
         history = [(first.standalone_question or question, first.text)]
         second = chat_index.ask(follow_up, history=history)
         check_turns(answer_json(first), answer_json(second), named, word)
+
+
+@pytest.mark.usefixtures("real_model")  # the page loads its own model
+def test_conversations_on_the_page(chat_index, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import html
+    import re
+
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    monkeypatch.setenv("RAG_INDEX_DIR", str(chat_index.settings.index_dir))
+    for question, follow_up, named, word in CONVERSATIONS:
+        at = AppTest.from_file(app, default_timeout=120)
+        at.run()
+        at.chat_input(key="question").set_value(question).run()
+        at.chat_input(key="question").set_value(follow_up).run()
+        assert not at.exception and not at.error
+        understood = [
+            html.unescape(c.value) for c in at.caption if c.value.startswith("Follow-up understood")
+        ]
+        assert len(understood) == 1 and named in understood[0], understood
+        cards = [m.value for m in at.markdown if 'class="source-card"' in m.value]
+        assert len(cards) == 2
+        first_quote = re.search(r'<mark id="cite-\w+-1" class="quote">(.*?)</mark>', cards[1])
+        assert first_quote and word in html.unescape(re.sub(r"<[^>]+>", "", first_quote.group(1)))
