@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import replace
 
 import streamlit as st
 
+from rag.conversations import Turn
 from rag.errors import IndexMissing, RagError
 from rag.system import System
 from rag.types import Answer, Filters
-from ui.errors import show_error
+from ui.conversations import conversations_sidebar, current_conversation, keep_turn
+from ui.errors import error_text, show_error
 from ui.render import (
     answer_html,
     answer_with_sources,
@@ -64,36 +67,35 @@ def render_answer(answer: Answer, key: str, system: System, filters: Filters | N
             st.code(answer_with_sources(answer), language=None, wrap_lines=True)
 
 
-def chat_history(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    turns = []
-    for q, a in zip(messages[::2], messages[1::2], strict=False):
-        if q.get("role") == "user" and a.get("answer") is not None:
-            # The standalone form of an earlier follow-up, so a chain keeps its subject.
-            turns.append((a["answer"].standalone_question or q["text"], a["answer"].text))
-    return turns[-HISTORY_TURNS:]
+def chat_history(turns: Sequence[Turn]) -> list[tuple[str, str]]:
+    # The standalone form of an earlier follow-up, so a chain keeps its subject.
+    out = [
+        (t.answer.standalone_question or t.question, t.answer.text)
+        for t in turns
+        if t.answer is not None
+    ]
+    return out[-HISTORY_TURNS:]
 
 
 def chat_page(system: System, problem: BaseException | None) -> None:
     st.header("Ask the articles")
-    messages: list[dict[str, Any]] = st.session_state.setdefault("messages", [])
+    conv = current_conversation(system)
     if problem is not None:
         show_error(problem)
-    elif not messages:
+    elif not conv.turns:
         st.caption(
             "Ask a question: the answer quotes the articles, and each numbered chip opens the "
             "passage it rests on."
         )
-    for m in messages:
-        with st.chat_message(m["role"]):
-            if m["role"] == "user":
-                st.markdown(escape(m["text"]), unsafe_allow_html=True)
-            elif m.get("answer") is not None:
-                render_answer(m["answer"], m["key"], system, m.get("filters"))
+    for turn in conv.turns:
+        with st.chat_message("user"):
+            st.markdown(escape(turn.question), unsafe_allow_html=True)
+        with st.chat_message("assistant"):
+            if turn.answer is not None:
+                render_answer(turn.answer, turn.key, system, turn.filters)
             else:
-                show_error(m["error"])
-    if messages and st.sidebar.button("Clear conversation", key="clear_chat"):
-        st.session_state["messages"] = []
-        st.rerun()
+                st.error(turn.error or "No answer.")
+    conversations_sidebar(system, conv)
     question = st.chat_input(
         "Ask a question about the indexed articles",
         key="question",
@@ -107,16 +109,15 @@ def chat_page(system: System, problem: BaseException | None) -> None:
     filters = current_filters()
     with st.chat_message("assistant"):
         try:
-            answer = ask(system, question, chat_history(messages), filters)
+            answer = ask(system, question, chat_history(conv.turns), filters)
         except Exception as e:  # noqa: BLE001 - the page explains every failure in a sentence
             show_error(e)
-            messages += [{"role": "user", "text": question}, {"role": "assistant", "error": e}]
+            keep_turn(system, conv, Turn(question, error=error_text(e), key=key))
             return
         render_answer(answer, key, system, filters)
-    messages += [
-        {"role": "user", "text": question},
-        {"role": "assistant", "answer": answer, "key": key, "filters": filters},
-    ]
+    # Only a refusal shows its closest passages: the rest need not be kept.
+    kept = answer if answer.abstained else replace(answer, closest=())
+    keep_turn(system, conv, Turn(question, kept, filters=filters, key=key))
 
 
 def ask(
