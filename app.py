@@ -28,9 +28,9 @@ def get_system(settings_json: str) -> System:
 
 def index_stats(system: System) -> tuple[dict[str, Any] | None, BaseException | None]:
     """The index statistics, or the error that stops the index being read."""
-    if not system.has_index():
-        return None, IndexMissing("no index")
     try:
+        if not system.has_index():  # a damaged index folder raises here already
+            return None, IndexMissing("no index")
         return system.stats(), None
     except Exception as e:  # noqa: BLE001 - shown as a sentence by the caller
         return None, e

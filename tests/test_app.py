@@ -223,7 +223,9 @@ def test_corrupt_index_is_explained(
 ) -> None:
     index_dir = tmp_path / "index"
     shutil.copytree(built_index.settings.index_dir, index_dir)
-    (index_dir / "CURRENT").write_text("{not json")
+    for part in index_dir.glob("rows.sqlite*"):  # the index's rows, overwritten with junk
+        part.unlink()
+    (index_dir / "rows.sqlite").write_bytes(b"{not a database}" * 256)
     at = page(monkeypatch, index_dir)
     for mode in ("Chat", "Search", "Library"):
         at.radio(key="mode").set_value(mode).run()
