@@ -129,6 +129,18 @@ class System:
         q = clean_question(query, self.settings)
         return self.retriever().search(q, k=k, filters=filters)
 
+    def words_found(self, query: str) -> bool:
+        """Whether any content word of ``query`` (as BM25 sees it: folded, stemmed) occurs in a
+        passage of the index; when none does, search results are the closest by meaning only."""
+        from rag.text.tokens import tokenize
+
+        terms = sorted(set(tokenize(clean_question(query, self.settings))))
+        if not terms:
+            return True
+        # A term no passage holds gets the highest idf there is: that of a term that cannot occur.
+        *idf, unseen = self.reader().idf([*terms, "\x00"])
+        return any(v < unseen - 1e-9 for v in idf)
+
     def chat_model(self) -> Any:
         """The configured LangChain chat model (made once), or None when answers are extractive."""
         if not self.settings.llm:

@@ -123,6 +123,15 @@ def test_search_lists_passages_with_highlights_and_filters(
     shown = re.findall(r'<span class="title">(.*?)</span>', md)
     assert shown == [h.article.title for h in expected]  # titles here have no escaped characters
     assert any("Filtered: source matching" in c.value for c in at.caption)
+    assert any(re.fullmatch(r"\d+ best passages?", c.value) for c in at.caption)
+    assert not at.info
+
+    # No word of the query is in any passage: said above the closest ones, not "5 best passages".
+    at.text_input(key="f_source").set_value("").run()
+    at.text_input(key="search_query").set_value("zeppelin xylophone").run()
+    assert "No word of the query occurs in any passage" in texts(at.info)
+    assert not any("best passage" in c.value for c in at.caption)
+    assert all_markdown(at).count('class="hit-card"') > 0
 
 
 def test_settings_survive_mode_switches(

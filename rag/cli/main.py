@@ -94,6 +94,8 @@ def _cmd_search(system: Any, args: argparse.Namespace) -> int:
         else:
             if not hits:
                 print("no passages found")
+            elif not system.words_found(q):
+                print("no word of the query occurs in any passage; the closest by meaning:\n")
             for i, h in enumerate(hits, start=1):
                 print(f"[{i}] {h.article.title} ({h.article.source}) score {h.score:.3f}")
                 print(f"    {h.chunk.text}\n")
