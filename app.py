@@ -16,7 +16,7 @@ from rag.system import System
 from ui.chat import chat_page
 from ui.errors import show_error
 from ui.library import library_page
-from ui.render import PAGE_CSS, md
+from ui.render import PAGE_CSS, md, plural
 from ui.search import search_page
 from ui.sidebar import sidebar
 
@@ -49,8 +49,8 @@ def main() -> None:
     stats, problem = index_stats(system)
     if stats:
         st.sidebar.caption(
-            f"{stats['articles']} articles · {stats['chunks']} passages · "
-            f"{len(stats['duplicate_groups'])} duplicate groups"
+            f"{plural(stats['articles'], 'article')} · {plural(stats['chunks'], 'passage')} · "
+            f"{plural(len(stats['duplicate_groups']), 'duplicate group')}"
         )
     elif isinstance(problem, IndexMissing):
         st.sidebar.caption("No index yet.")

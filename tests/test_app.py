@@ -38,6 +38,11 @@ def all_markdown(at: AppTest) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
+def table_rows(at: AppTest) -> int:
+    """Rows of the library's table of articles."""
+    return all_markdown(at).count('<tr class="article-row">')
+
+
 def texts(elements) -> str:  # type: ignore[no-untyped-def]
     """Messages as shown (the page escapes what it quotes into them)."""
     return html.unescape("\n".join(e.value for e in elements))
@@ -170,7 +175,13 @@ def test_library_folder_upload_delete_and_escaping(
     assert not at.exception
     assert any("1 added" in s.value for s in at.success)
     assert "Skipped broken.pdf:" in texts(at.warning)  # the failed file, with its reason
-    assert len(at.dataframe[0].value) == 1
+    assert table_rows(at) == 1
+    table = all_markdown(at)
+    # The file name shown, its full path on hover; "passages", never "chunks".
+    assert f'title="{articles / "harbor_bridge.txt"}">harbor&#95;bridge&#46;txt</span>' in table
+    assert "<th>Passages</th>" in table and "chunk" not in table.lower()
+    assert any(c.value.startswith("1 article · ") for c in at.sidebar.caption)
+    assert "1 duplicate group" not in texts(at.sidebar.caption)  # none yet: "0 duplicate groups"
 
     hostile = (
         b"Notice <script>alert('owned')</script>\n\nThe ferry fare rose to $5 and $x$ is just text."
@@ -180,15 +191,19 @@ def test_library_folder_upload_delete_and_escaping(
         [
             ("../../etc/ferry notice.txt", hostile, "text/plain"),
             (".hidden.md", b"# Hi\n\nHello.", ""),
+            ("scan.pdf", b"not a pdf either", "application/pdf"),
         ]
     ).run()
+    assert at.button(key="index_uploads").label == "Index 3 uploaded files"
     at.button(key="index_uploads").click().run()
     assert not at.exception
     uploads = index_dir / "uploads"
+    # The skipped upload is not kept in the upload folder.
+    assert "Skipped scan.pdf:" in texts(at.warning)
     assert sorted(p.name for p in uploads.iterdir()) == ["ferry notice.txt", "hidden.md"]
     assert not (tmp_path / "etc").exists() and not (index_dir.parent.parent / "etc").exists()
     assert any("2 added" in s.value for s in at.success)
-    assert len(at.dataframe[0].value) == 3
+    assert table_rows(at) == 3
 
     at.radio(key="mode").set_value("Search").run()
     at.text_input(key="search_query").set_value("ferry fare").run()
@@ -201,9 +216,14 @@ def test_library_folder_upload_delete_and_escaping(
     ferry = next(i for i in at.multiselect(key="to_delete").options if "ferry" in i)
     at.multiselect(key="to_delete").select(ferry).run()
     at.button(key="delete").click().run()
+    assert table_rows(at) == 3 and "Delete 1 article from the index?" in texts(at.warning)
+    at.button(key="delete_cancel").click().run()  # nothing deleted without the confirmation
+    assert table_rows(at) == 3 and not any(b.key == "delete_confirmed" for b in at.button)
+    at.button(key="delete").click().run()
+    at.button(key="delete_confirmed").click().run()
     assert not at.exception
-    assert any("Deleted 1 article" in s.value for s in at.success)
-    assert len(at.dataframe[0].value) == 2
+    assert any(s.value == "Deleted 1 article." for s in at.success)
+    assert table_rows(at) == 2
     assert not (uploads / "ferry notice.txt").exists()
 
 

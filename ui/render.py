@@ -48,6 +48,28 @@ def anchor(key: str, n: int) -> str:
     return f"cite-{key}-{n}"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 article", "2 articles", "1 duplicate group"."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def articles_table_html(rows: Sequence[Mapping[str, str]]) -> str:
+    """The library's table of articles: title, date, file name (the full path on hover),
+    passages and duplicate group; every cell escaped."""
+    head = "".join(f"<th>{h}</th>" for h in ("Title", "Date", "File", "Passages", "Duplicates"))
+    body = "".join(
+        '<tr class="article-row">'
+        f'<td>{escape(r["title"])}</td><td class="nowrap">{escape(r["date"])}</td>'
+        f"<td>{source_label(r['source'])}</td><td>{escape(r['passages'])}</td>"
+        f"<td>{escape(r['group'])}</td></tr>"
+        for r in rows
+    )
+    return (
+        f'<div class="articles"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        "</table></div>"
+    )
+
+
 def page_key(text: str) -> str:
     """A short stable id fragment for anchors derived from a query."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
@@ -458,5 +480,13 @@ details.whole > summary { font-size:.9em; }
   margin:.3em 0 .5em; border-radius:.3em; }
 .unsupported { text-decoration: underline wavy #e03131; text-underline-offset:3px; }
 .unsupported-flag { color:#e03131; font-size:.8em; white-space:nowrap; }
+.articles { max-height:28em; overflow:auto; border:1px solid rgba(128,128,128,.35);
+  border-radius:.5em; }
+.articles table { width:100%; border-collapse:collapse; font-size:.92em; margin:0; }
+.articles th { position:sticky; top:0; text-align:left; background:rgba(128,128,128,.15);
+  backdrop-filter:blur(6px); }
+.articles th, .articles td { padding:.3em .6em; border:none;
+  border-bottom:1px solid rgba(128,128,128,.2); vertical-align:top; }
+.articles .nowrap { white-space:nowrap; }
 </style>
 """
