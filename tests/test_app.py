@@ -107,6 +107,26 @@ def test_chat_shows_its_filters_and_names_them_in_a_refusal(
     assert "the question's key terms are missing from the articles" not in shown
 
 
+def test_a_refusal_folds_its_closest_passages_and_scores_have_one_label(
+    monkeypatch: pytest.MonkeyPatch, built_index: System
+) -> None:
+    at = page(monkeypatch, built_index.settings.index_dir)
+    at.chat_input(key="question").set_value("Who is the mayor of Paris?").run()
+    assert not at.exception
+    assert built_index.ask("Who is the mayor of Paris?").abstained
+    folded = [e for e in at.expander if e.label.startswith("Closest ")]
+    assert len(folded) == 1 and folded[0].label.endswith("(none answers the question)")
+    assert any('class="hit-card"' in m.value for m in folded[0].markdown)
+    at.chat_input(key="question").set_value(QUESTION).run()
+    at.radio(key="mode").set_value("Search").run()
+    at.text_input(key="search_query").set_value("repair crew").run()
+    at.radio(key="mode").set_value("Chat").run()
+    labels = re.findall(r'<span class="score"[^>]*>([a-z]+) ', all_markdown(at))
+    at.radio(key="mode").set_value("Search").run()
+    labels += re.findall(r'<span class="score"[^>]*>([a-z]+) ', all_markdown(at))
+    assert len(labels) > 3 and set(labels) == {"relevance"}
+
+
 # --- search, filters and settings ---------------------------------------------------------------
 def test_search_lists_passages_with_highlights_and_filters(
     monkeypatch: pytest.MonkeyPatch, built_index: System

@@ -20,6 +20,7 @@ from ui.render import (
     escape,
     hit_card_html,
     md,
+    plural,
     source_cards_html,
 )
 from ui.sidebar import ANSWER_MODES, current_filters, filters_caption
@@ -47,13 +48,14 @@ def render_answer(answer: Answer, key: str, system: System, filters: Filters | N
         st.caption(md(note))
     filters_caption(filters)  # the filters this answer was found under, not today's sidebar
     if answer.abstained:
-        if answer.closest:
-            st.caption("Closest passages (none answers the question):")
-            cards = [
-                hit_card_html(h, i, answer.question, f"{key}-c")
-                for i, h in enumerate(answer.closest, 1)
-            ]
-            st.markdown("".join(cards), unsafe_allow_html=True)
+        if answer.closest:  # folded: the refusal is the answer, these are only what came nearest
+            n = len(answer.closest)
+            with st.expander(f"Closest {plural(n, 'passage')} (none answers the question)"):
+                cards = [
+                    hit_card_html(h, i, answer.question, f"{key}-c")
+                    for i, h in enumerate(answer.closest, 1)
+                ]
+                st.markdown("".join(cards), unsafe_allow_html=True)
         return
     if any(not s.supported for s in answer.sentences):
         st.warning(

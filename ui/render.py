@@ -281,6 +281,14 @@ def page_label(pages: Iterable[int | None]) -> str:
     return ("p. " if len(numbers) == 1 else "pp. ") + ", ".join(map(str, numbers))
 
 
+SCORE_HELP = "how closely the passage matches the question (retrieval score; not a probability)"
+
+
+def relevance(score: float) -> str:
+    """The one score label of the page, for answers' sources and search results alike."""
+    return f"relevance {score:.2f}"
+
+
 def _meta(
     title: str, date: str | None, source: str, url: str | None, score: str, pages: str = ""
 ) -> str:
@@ -290,7 +298,7 @@ def _meta(
     parts.append(
         source_label(source, url) + (f' <span class="page">{pages}</span>' if pages else "")
     )
-    parts.append(f'<span class="score">{score}</span>')
+    parts.append(f'<span class="score" title="{SCORE_HELP}">{score}</span>')
     return " · ".join(parts)
 
 
@@ -352,7 +360,7 @@ def source_cards_html(
         if text is not None:
             full = [Span(c.start, c.end, f"{anchor(key, c.n)}-full", "quote") for c in cites]
             whole = _whole_article(text, full, f"{anchor(key, first.n)}-full")
-        score = f"relevance {max(c.score for c in cites):.2f}"
+        score = relevance(max(c.score for c in cites))
         meta = _meta(
             first.title,
             first.date,
@@ -411,7 +419,7 @@ def hit_card_html(
         h.article.date,
         h.article.source,
         h.article.url,
-        f"score {h.score:.3f}",
+        relevance(h.score),
         page_label([h.article.page_at(h.chunk.start)]),
     )
     return (
