@@ -343,3 +343,23 @@ def test_also_in_shows_the_words_another_version_gives_differently() -> None:
     assert "reprint.txt," in line and "reprint.txt —" not in line  # a plain reprint
     assert "v3.txt — differs elsewhere: Ilona (here: Elena)" in line  # listed, differs elsewhere
     assert "ferry_v2.txt — 231 (here: 212)" in line  # not listed, but differs in this passage
+
+
+@pytest.mark.parametrize(
+    ("quote", "shown"),
+    [
+        ("The crew had 140 workers.", "“The crew had 140 workers.”"),
+        ('"We replaced every cable," she said.', '"We replaced every cable," she said.'),
+        ("“We replaced every cable.”", "“We replaced every cable.”"),
+        ("He said: ‘done’", "“He said: ‘done’”"),
+    ],
+)
+def test_a_quote_that_opens_with_a_quotation_mark_gets_no_second_one(
+    quote: str, shown: str
+) -> None:
+    text = f"Story\n\n{quote} More text follows here."
+    c = cite(1, quote, text, passage=text, passage_start=0)
+    (card,) = source_cards_html(answer("A [1]", (c,)), "k")
+    summary = visible(re.search(r'<div class="card-quote">(.*?)</div>', card).group(1))  # type: ignore[union-attr]
+    assert summary == shown
+    assert answer_with_sources(answer("A [1]", (c,))).endswith(f". {shown}")

@@ -284,6 +284,15 @@ def page_label(pages: Iterable[int | None]) -> str:
 SCORE_HELP = "how closely the passage matches the question (retrieval score; not a probability)"
 
 
+_OPENING_QUOTES = "\"“‘'«„"
+
+
+def quoted(text: str) -> str:
+    """``text`` in quotation marks, or as it is when it opens with one already (a quote of
+    speech), so no mark is doubled; ``rag ask`` prints quotes the same way."""
+    return text if text[:1] in _OPENING_QUOTES else f"“{text}”"
+
+
 def relevance(score: float) -> str:
     """The one score label of the page, for answers' sources and search results alike."""
     return f"relevance {score:.2f}"
@@ -354,7 +363,7 @@ def source_cards_html(
         first = cites[0]
         numbers = "".join(f'<span class="card-n">{c.n}</span>' for c in cites)
         spans = [s for c in cites for s in quote_spans(c, key, _short_span(answer, c), place[1])]
-        quotes = " … ".join(f"“{escape(c.quote)}”" for c in cites)
+        quotes = " … ".join(escape(quoted(c.quote)) for c in cites)
         whole = ""
         text = texts.get(first.article_id)
         if text is not None:
@@ -440,7 +449,7 @@ def answer_with_sources(answer: Answer) -> str:
         dated = f", {c.date}" if c.date else ""
         where = c.url or c.source
         page = f", {page_label([c.page])}" if c.page is not None else ""
-        lines.append(f"[{c.n}] {c.title}{dated}. {where}{page}. \u201c{c.quote}\u201d")
+        lines.append(f"[{c.n}] {c.title}{dated}. {where}{page}. {quoted(c.quote)}")
     return "\n".join(lines)
 
 
