@@ -72,14 +72,14 @@ def add_articles(system: System) -> None:
     if files and st.button(
         f"Index {plural(len(files), 'uploaded file')}", key="index_uploads", type="primary"
     ):
-        folder = upload_dir(system.settings.index_dir)
-        saved, refused = save_uploads(list(files), folder)
+        uploads = upload_dir(system.settings.index_dir)
+        saved, refused = save_uploads(list(files), uploads)
         for name in refused:
             st.warning(f"Refused the file name “{md(name)}”; rename the file and upload it again.")
         if saved and run_ingest(system, saved, sync=False):
             # A skipped upload is not in the index: its copy must not linger in the folder.
             skipped = [s["source"] for s in st.session_state["last_report"]["skipped"]]
-            remove_uploads(skipped, folder)
+            remove_uploads(skipped, uploads)
             st.session_state["upload_round"] = n + 1  # a fresh, empty uploader
             st.rerun()
     with st.form("folder_form", clear_on_submit=False, border=False):
