@@ -63,6 +63,23 @@ def main() -> None:
     else:
         chat_page(system, problem)
     st.caption(f"Index folder: {md(str(settings.index_dir))}")
+    if mode == "Chat":
+        focus_chat_box()
+
+
+def focus_chat_box() -> None:
+    """Put the cursor in the chat box when the page opens (once a session: later runs leave the
+    focus where the user put it). Streamlit offers no autofocus, so a line of script does it."""
+    if st.session_state.get("chat_focused"):
+        return
+    st.session_state["chat_focused"] = True
+    st.html(
+        "<script>(() => { let n = 0; const t = setInterval(() => {"
+        " const box = document.querySelector('[data-testid=stChatInputTextArea]');"
+        " if (box && !box.disabled) { box.focus(); clearInterval(t); }"
+        " else if (++n > 100) clearInterval(t); }, 100); })();</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 main()

@@ -127,6 +127,22 @@ def test_a_refusal_folds_its_closest_passages_and_scores_have_one_label(
     assert len(labels) > 3 and set(labels) == {"relevance"}
 
 
+def test_an_empty_chat_offers_example_questions_from_the_titles(
+    monkeypatch: pytest.MonkeyPatch, built_index: System
+) -> None:
+    at = page(monkeypatch, built_index.settings.index_dir)
+    examples = [b for b in at.button if b.key and b.key.startswith("example_")]
+    titles = {r["title"] for r in built_index.reader().list_articles()}
+    assert 1 <= len(examples) <= 3
+    assert all(b.label.removeprefix("What happened: ").rstrip("?") in titles for b in examples)
+    examples[0].click().run()
+    assert not at.exception
+    assert len(at.chat_message) == 2 and at.chat_message[0].markdown[0].value
+    answer = next(m.value for m in at.markdown if m.value.startswith('<div class="answer">'))
+    assert "cite-chip" in answer  # an example is one the articles answer
+    assert not [b for b in at.button if b.key and b.key.startswith("example_")]
+
+
 # --- search, filters and settings ---------------------------------------------------------------
 def test_search_lists_passages_with_highlights_and_filters(
     monkeypatch: pytest.MonkeyPatch, built_index: System

@@ -146,3 +146,53 @@ def test_colours_follow_the_theme(
                 ratio, _ = driver.execute_script(CONTRAST_JS, el)
                 assert ratio >= 4.5, f"{css} in the {scheme} theme: contrast {ratio:.2f}"
     assert (tmp_path / f"chat-{scheme}.png").stat().st_size > 10_000
+
+
+def test_polish_toolbar_focus_and_phone_modes(
+    browser_ready: None, built_index: System, tmp_path: Path
+) -> None:
+    """No developer menu or Deploy button, the chat box focused on load, and at phone width the
+    modes reachable in the page without opening the sidebar."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(built_index.settings.index_dir, index_dir)
+    box_css = "[data-testid=stChatInputTextArea]"
+    with shot.serve(index_dir, tmp_path / "streamlit.log") as url:
+        with shot.chrome(tmp_path / "chrome") as driver:
+            driver.get(url)
+            wait = WebDriverWait(driver, 120)
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, box_css).is_enabled())
+            wait.until(
+                lambda d: (
+                    d.execute_script(
+                        "return document.activeElement && "
+                        "document.activeElement.getAttribute('data-testid')"
+                    )
+                    == "stChatInputTextArea"
+                )
+            )
+            assert not [e for e in driver.find_elements(By.XPATH, "//*[text()='Deploy']")
+                        if e.is_displayed()]  # fmt: skip
+            assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid=stMainMenu]")
+            phone = driver.find_element(By.CSS_SELECTOR, ".st-key-phone-modes")
+            assert not phone.is_displayed()  # the sidebar has the modes on a wide screen
+        with shot.chrome(tmp_path / "phone", width=390, height=844) as driver:
+            driver.get(url)
+            wait = WebDriverWait(driver, 120)
+            phone = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".st-key-phone-modes"))
+            wait.until(lambda _: phone.is_displayed())
+            sidebar = driver.find_element(By.CSS_SELECTOR, "[data-testid=stSidebar]")
+            folded = (
+                "const r = arguments[0].getBoundingClientRect();"
+                " return r.right <= 1 || r.width === 0 || r.left >= window.innerWidth;"
+            )
+            assert driver.execute_script(folded, sidebar)  # the sidebar starts folded away
+            phone.find_element(By.XPATH, ".//label[.//p[normalize-space()='Search']]").click()
+            search = wait.until(
+                lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Search the articles']")
+            )
+            assert search.is_displayed()
+            assert driver.execute_script(folded, sidebar)  # reached without opening it
+            driver.save_screenshot(str(tmp_path / "phone.png"))

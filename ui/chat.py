@@ -14,6 +14,7 @@ from rag.system import System
 from rag.types import Answer, Filters
 from ui.conversations import conversations_sidebar, current_conversation, keep_turn
 from ui.errors import error_text, show_error
+from ui.examples import show_examples
 from ui.render import (
     answer_html,
     answer_with_sources,
@@ -89,6 +90,8 @@ def chat_page(system: System, problem: BaseException | None) -> None:
             "Ask a question: the answer quotes the articles, and each numbered chip opens the "
             "passage it rests on."
         )
+        if "asked" not in st.session_state:  # not while an example is being asked
+            show_examples(system)
     for turn in conv.turns:
         with st.chat_message("user"):
             st.markdown(escape(turn.question), unsafe_allow_html=True)
@@ -102,7 +105,7 @@ def chat_page(system: System, problem: BaseException | None) -> None:
         "Ask a question about the indexed articles",
         key="question",
         disabled=isinstance(problem, IndexMissing),
-    )
+    ) or st.session_state.pop("asked", None)  # an example question clicked
     if not question:
         return
     with st.chat_message("user"):

@@ -505,5 +505,9 @@ details.whole > summary { font-size:.9em; }
 .articles th, .articles td { padding:.3em .6em; border:none;
   border-bottom:1px solid rgba(128,128,128,.2); vertical-align:top; }
 .articles .nowrap { white-space:nowrap; }
+[data-testid="stAppDeployButton"] { display:none !important; }
+/* The modes in the page itself, for a phone, where the sidebar starts folded away. */
+.st-key-phone-modes { display:none; }
+@media (max-width: 640px) { .st-key-phone-modes { display:block; } }
 </style>
 """

@@ -72,11 +72,31 @@ def remember(key: str) -> None:
         del st.query_params[name]
 
 
+def _mode_from_phone() -> None:
+    st.session_state["mode"] = st.session_state["phone_mode"]
+
+
+def phone_modes() -> None:
+    """The modes again at the top of the page, shown only at phone width (CSS), where the
+    sidebar is folded away: one tap switches mode without opening it."""
+    st.session_state["phone_mode"] = st.session_state.get("mode", MODES[0])
+    with st.container(key="phone-modes"):
+        st.radio(
+            "Mode",
+            MODES,
+            key="phone_mode",
+            horizontal=True,
+            label_visibility="collapsed",
+            on_change=_mode_from_phone,
+        )
+
+
 def sidebar(system: System, default_k: int) -> str:
     st.sidebar.title("Cited answers")
     restore("mode", MODES[0])
     mode = st.sidebar.radio("Mode", MODES, key="mode", horizontal=True)
     remember("mode")
+    phone_modes()
     with st.sidebar.expander("Settings", expanded=False):
         llm_ready = bool(system.settings.llm)
         options = list(ANSWER_MODES) if llm_ready else [next(iter(ANSWER_MODES))]
