@@ -37,12 +37,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(index_dir: Path, log_path: Path, timeout: float = 120.0) -> Iterator[str]:
-    """``streamlit run app.py`` on a free local port with RAG_INDEX_DIR set; yields the page URL and
-    always stops the server."""
+def serve(
+    index_dir: Path, log_path: Path, timeout: float = 120.0, **settings: str
+) -> Iterator[str]:
+    """``streamlit run app.py`` on a free local port with RAG_INDEX_DIR (and any other ``RAG_*``
+    ``settings``) set; yields the page URL and always stops the server."""
     port = free_port()
     env = dict(
-        os.environ, RAG_INDEX_DIR=str(index_dir), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"
+        os.environ,
+        RAG_INDEX_DIR=str(index_dir),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        **settings,
     )
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),

@@ -196,3 +196,45 @@ def test_polish_toolbar_focus_and_phone_modes(
             assert search.is_displayed()
             assert driver.execute_script(folded, sidebar)  # reached without opening it
             driver.save_screenshot(str(tmp_path / "phone.png"))
+
+
+def test_a_streaming_llm_answer_can_be_stopped(
+    browser_ready: None, built_index: System, tmp_path: Path
+) -> None:
+    from openai_server import OpenAIServer, Slow
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(built_index.settings.index_dir, index_dir)
+    long = "Chief engineer Maria Lindqvist led the repair crew [1]. " * 40
+    with (
+        OpenAIServer() as server,
+        shot.serve(
+            index_dir,
+            tmp_path / "streamlit.log",
+            RAG_LLM="openai:scripted-model",
+            RAG_LLM_BASE_URL=server.base_url,
+        ) as url,
+        shot.chrome(tmp_path / "chrome") as driver,
+    ):
+        server.enqueue(Slow(long, chunk_delay=0.1))  # about a minute of tokens
+        driver.get(url)
+        wait = WebDriverWait(driver, 120)
+        box = wait.until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=stChatInputTextArea]")
+        )
+        wait.until(lambda _: box.is_enabled())
+        box.send_keys(shot.QUESTION)
+        box.send_keys(Keys.ENTER)
+        stop = wait.until(lambda d: d.find_element(By.XPATH, "//button[.//p[contains(., 'Stop')]]"))
+        wait.until(lambda d: "▌" in d.find_element(By.CSS_SELECTOR, ".answer").text)  # streaming
+        started = time.monotonic()
+        stop.click()
+        wait.until(lambda d: "You stopped this answer" in d.page_source)
+        assert time.monotonic() - started < 20  # long before the stream would have ended
+        assert not driver.find_elements(By.CSS_SELECTOR, "a.cite-chip")
+        assert not driver.find_elements(By.XPATH, "//button[.//p[contains(., 'Stop')]]")
+        box = driver.find_element(By.CSS_SELECTOR, "[data-testid=stChatInputTextArea]")
+        assert box.is_enabled()

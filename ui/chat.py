@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from rag.conversations import Turn
+from rag.conversations import Conversation, Turn
 from rag.errors import IndexMissing, RagError
 from rag.system import System
 from rag.types import Answer, Filters
@@ -82,7 +82,7 @@ def chat_history(turns: Sequence[Turn]) -> list[tuple[str, str]]:
 
 def chat_page(system: System, problem: BaseException | None) -> None:
     st.header("Ask the articles")
-    conv = current_conversation(system)
+    conv = keep_stopped(system, current_conversation(system))
     if problem is not None:
         show_error(problem)
     elif not conv.turns:
@@ -114,7 +114,7 @@ def chat_page(system: System, problem: BaseException | None) -> None:
     filters = current_filters()
     with st.chat_message("assistant"):
         try:
-            answer = ask(system, question, chat_history(conv.turns), filters)
+            answer = ask(system, question, chat_history(conv.turns), filters, key)
         except Exception as e:  # noqa: BLE001 - the page explains every failure in a sentence
             show_error(e)
             keep_turn(system, conv, Turn(question, error=error_text(e), key=key))
@@ -125,11 +125,36 @@ def chat_page(system: System, problem: BaseException | None) -> None:
     keep_turn(system, conv, Turn(question, kept, filters=filters, key=key))
 
 
+STOPPED = "You stopped this answer before it was finished."
+
+
+def _stop(question: str, key: str) -> None:
+    """The Stop button's callback: it runs first in the rerun the click starts, which is what
+    ends the streaming run; the question is kept as a turn that was stopped."""
+    st.session_state["stopped"] = (question, key)
+
+
+def keep_stopped(system: System, conv: Conversation) -> Conversation:
+    stopped = st.session_state.pop("stopped", None)
+    if stopped is None or any(t.key == stopped[1] for t in conv.turns):
+        return conv  # nothing stopped, or the answer finished before the click
+    keep_turn(system, conv, Turn(stopped[0], error=STOPPED, key=stopped[1]))
+    return current_conversation(system)
+
+
 def ask(
-    system: System, question: str, history: list[tuple[str, str]], filters: Filters | None
+    system: System,
+    question: str,
+    history: list[tuple[str, str]],
+    filters: Filters | None,
+    key: str = "",
 ) -> Answer:
-    """Run the question, streaming the chat model's tokens (if any) into the page as they come."""
+    """Run the question, streaming the chat model's tokens (if any) into the page as they come;
+    a Stop button stands by while a chat model streams."""
     mode = ANSWER_MODES.get(st.session_state.get("answer_mode", ""), "extractive")
+    stop = st.empty()
+    if mode == "llm":
+        stop.button("■ Stop", key=f"stop_{key}", on_click=_stop, args=(question, key))
     stream = system.ask_stream(
         question,
         k=int(st.session_state.get("k", system.settings.k)),
@@ -148,6 +173,7 @@ def ask(
                 text += part
                 live.markdown(f'<div class="answer">{escape(text)} ▌</div>', unsafe_allow_html=True)
     live.empty()
+    stop.empty()
     if final is None:
         raise RagError("the answer was cut off before it finished")
     return final
