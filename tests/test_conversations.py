@@ -141,6 +141,8 @@ def test_a_conversation_and_its_settings_survive_a_reload(
     at.text_input(key="f_source").set_value("harbor").run()
     at.chat_input(key="question").set_value(QUESTION).run()
     assert not at.exception
+    # New chat and Export are ready in the very run that answered (no click needed first).
+    assert not at.button(key="new_chat").disabled
     address = dict(at.query_params)
     assert address["k"] == "3" and address["source"] == "harbor" and address["c"]
     assert len(list((index_dir / "conversations").glob("*.json"))) == 1

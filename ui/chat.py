@@ -81,6 +81,12 @@ def chat_history(turns: Sequence[Turn]) -> list[tuple[str, str]]:
 
 
 def chat_page(system: System, problem: BaseException | None) -> None:
+    _chat(system, problem)
+    # After the question of this run, so New chat and Export already have its answer.
+    conversations_sidebar(system, current_conversation(system))
+
+
+def _chat(system: System, problem: BaseException | None) -> None:
     st.header("Ask the articles")
     conv = keep_stopped(system, current_conversation(system))
     if problem is not None:
@@ -100,7 +106,6 @@ def chat_page(system: System, problem: BaseException | None) -> None:
                 render_answer(turn.answer, turn.key, system, turn.filters)
             else:
                 st.error(turn.error or "No answer.")
-    conversations_sidebar(system, conv)
     question = st.chat_input(
         "Ask a question about the indexed articles",
         key="question",
