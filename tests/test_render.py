@@ -363,3 +363,19 @@ def test_a_quote_that_opens_with_a_quotation_mark_gets_no_second_one(
     summary = visible(re.search(r'<div class="card-quote">(.*?)</div>', card).group(1))  # type: ignore[union-attr]
     assert summary == shown
     assert answer_with_sources(answer("A [1]", (c,))).endswith(f". {shown}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[click](javascript:alert(1)) now",
+        "![x](http://e.org/x.png) **bold** `code` :smile: <b>hi</b> $x$ # head | t ~~s~~",
+    ],
+)
+def test_labels_carry_no_markup(text: str) -> None:
+    from ui.render import label
+
+    out = label(text)
+    assert not set(out) & set("[]()`*<>$#|~!") - set("()")  # parentheses are plain text
+    assert "](" not in out and ":smile:" not in out and "**" not in out
+    assert "click" in out or "bold" in out

@@ -21,7 +21,7 @@ from rag.conversations import (
     markdown,
 )
 from rag.system import System
-from ui.render import md
+from ui.render import label, md
 
 QUERY_KEY = "c"
 LISTED = 20  # past conversations shown in the sidebar
@@ -92,7 +92,12 @@ def conversations_sidebar(system: System, conv: Conversation) -> None:
         for c in past[:LISTED]:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated))
             turns = f"{len(c.turns)} question{'s' if len(c.turns) != 1 else ''}"
-            if st.button(c.title, key=f"conv_{c.id}", help=f"{when} · {turns}", width="stretch"):
+            if st.button(
+                label(c.title) or "(untitled)",
+                key=f"conv_{c.id}",
+                help=f"{when} · {turns}",
+                width="stretch",
+            ):
                 _open(c)
         if len(past) > LISTED:
             st.caption(f"and {len(past) - LISTED} older")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from rag.system import System
+from ui.render import label
 
 SHOWN = 3
 TRIED = 6
@@ -62,7 +63,7 @@ def show_examples(system: System) -> None:
     st.caption("Or try one of these:")
     for i, q in enumerate(questions):
         st.button(
-            q,
+            label(q),
             key=f"example_{i}",
             on_click=lambda q=q: st.session_state.update(asked=q),
         )

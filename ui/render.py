@@ -38,6 +38,15 @@ def md(text: str) -> str:
     return escape(" ".join(str(text).split()))
 
 
+_LABEL_MARKUP = re.compile(r"[\\`*_{}\[\]<>#|~$!]|:[a-z_]+:")
+
+
+def label(text: str) -> str:
+    """Untrusted text as a widget label: Streamlit renders labels as Markdown (links, images,
+    emoji shortcodes), so the characters that would make markup are left out, not escaped."""
+    return " ".join(_LABEL_MARKUP.sub(" ", text).split())
+
+
 def attr(text: str) -> str:
     """A value for a double-quoted HTML attribute."""
     return html.escape(text, quote=True)
