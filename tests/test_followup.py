@@ -53,6 +53,8 @@ TREVINO = (
          "What about 2009?", "How much copper did Northgate Minerals produce in 2009?"),
         ("How many people live in Calder?", "About 9,000. [1]", "And Westerby?",
          "How many people live in Westerby?"),
+        ("Who leads the Sonora contingent?", TREVINO, "What about his deputy?",
+         "Who leads the Sonora contingent, and Trevino's deputy?"),
     ],
 )  # fmt: skip
 def test_references_are_resolved_in_plain_words(

@@ -85,9 +85,10 @@ def resolve_references(question: str, previous: str, answer: str) -> str | None:
         answer = ""
     opener = _OPENER.match(question)
     rest = question[opener.end() :] if opener else question
-    if opener and opener.group().strip() and _is_fragment(rest):
-        return _ellipsis(rest, previous, answer)
     candidates = _Candidates(previous, answer)
+    if opener and opener.group().strip() and _is_fragment(rest):
+        piece, _ = _replace_references(rest, candidates)  # "What about his deputy?"
+        return _ellipsis(piece, previous, answer)
     rewritten, changed = _replace_references(rest, candidates)
     if not changed:
         return None
@@ -223,14 +224,16 @@ def _ellipsis(fragment: str, previous: str, answer: str) -> str:
     if not piece:
         return base
     new = find_entities(piece)
-    if new:
+    bare = re.sub(r"(?i)^(?:in|on|at|during|by|for|from|the)\s+", "", piece)
+    alone = len(new) == 1 and new[0].text == bare
+    if alone:  # only the new piece: it takes the place of the old one of its kind
         e = new[0]
         for old in reversed(find_entities(base)):
             if old.kind in _SAME_KIND.get(e.kind, (e.kind,)) and old.text != e.text:
                 return base[: old.start] + e.text + base[old.end :]
     stem = base.rstrip("?!. ")
-    if new and new[0].kind == "date" and not re.match(r"(?i)(in|on|at|during|by)\b", piece):
+    if alone and new[0].kind == "date" and not re.match(r"(?i)(in|on|at|during|by)\b", piece):
         piece = "in " + piece
-    if new or re.match(r"(?i)(in|on|at|during|by|for|from|before|after)\b", piece):
+    if alone or re.match(r"(?i)(in|on|at|during|by|for|from|before|after)\b", piece):
         return f"{stem} {piece}?"
     return f"{stem}, and {piece}?"
