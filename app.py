@@ -16,9 +16,10 @@ from rag.system import System
 from ui.chat import chat_page
 from ui.errors import show_error
 from ui.library import library_page
-from ui.render import PAGE_CSS, md, plural
+from ui.render import md, plural
 from ui.search import search_page
 from ui.sidebar import sidebar
+from ui.styles import PAGE_CSS
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…")

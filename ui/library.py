@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rag.errors import IndexMissing
 from rag.system import System
 from ui.access import admin_gate, may_write
 from ui.errors import show_error
-from ui.render import articles_table_html, md, plural
+from ui.render import escape, md, plural, source_label
 from ui.uploads import remove_uploads, save_uploads, upload_dir
 
 FILE_TYPES = ".txt .md .html .htm .pdf .docx .json .jsonl"
@@ -55,6 +56,23 @@ def library_page(
         articles_table(system, stats, writable)
     elif isinstance(problem, IndexMissing):
         st.info("Nothing indexed yet: upload files or index a folder above.")
+
+
+def articles_table_html(rows: Sequence[Mapping[str, str]]) -> str:
+    """The library's table of articles: title, date, file name (the full path on hover),
+    passages and duplicate group; every cell escaped."""
+    head = "".join(f"<th>{h}</th>" for h in ("Title", "Date", "File", "Passages", "Duplicates"))
+    body = "".join(
+        '<tr class="article-row">'
+        f'<td>{escape(r["title"])}</td><td class="nowrap">{escape(r["date"])}</td>'
+        f"<td>{source_label(r['source'])}</td><td>{escape(r['passages'])}</td>"
+        f"<td>{escape(r['group'])}</td></tr>"
+        for r in rows
+    )
+    return (
+        f'<div class="articles"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        "</table></div>"
+    )
 
 
 def add_articles(system: System) -> None:
