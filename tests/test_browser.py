@@ -7,6 +7,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,15 +57,7 @@ def test_chip_opens_the_source_card_at_the_quote(
         assert card.get_attribute("open") is not None
         assert mark.text.strip()
         # Every chip opens a mark holding exactly its citation's quote, never a neighbour.
-        expected = built_index.ask(shot.QUESTION)
-        quotes = {c.n: " ".join(c.quote.split()) for c in expected.citations}
-        chips = driver.find_elements(By.CSS_SELECTOR, ".answer a.cite-chip")
-        assert {int(c.text) for c in chips} == set(quotes)
-        for c in chips:
-            opened = driver.find_element(By.ID, c.get_attribute("href").split("#", 1)[1])
-            assert opened.tag_name == "mark"
-            shown = " ".join(opened.get_attribute("textContent").split())
-            assert shown == quotes[int(c.text)]
+        check_chips(driver, built_index, shot.QUESTION, 1)
         # No article markup got through: the page has no element the articles could have injected.
         assert not driver.find_elements(By.CSS_SELECTOR, ".source-card script, .answer script")
 
@@ -80,7 +73,43 @@ def test_chip_opens_the_source_card_at_the_quote(
         assert driver.execute_script(in_view, full)
         time.sleep(0.3)
         driver.save_screenshot(str(tmp_path / "chat.png"))
+
+        # Two quotes of one article from different passages (the hit's, and the paragraph that
+        # names the person in full): each chip still opens exactly its own quote.
+        box = driver.find_element(By.CSS_SELECTOR, "[data-testid=stChatInputTextArea]")
+        box.send_keys(TWO_PASSAGES + "\n")
+        WebDriverWait(driver, 120).until(
+            lambda d: (
+                len(d.find_elements(By.CSS_SELECTOR, ".answer")) == 2
+                and d.find_elements(By.CSS_SELECTOR, ".answer")[1].find_elements(
+                    By.CSS_SELECTOR, "a.cite-chip"
+                )
+            )
+        )
+        time.sleep(1.0)  # the cards come just after the answer
+        check_chips(driver, built_index, TWO_PASSAGES, 2)
     assert (tmp_path / "chat.png").stat().st_size > 10_000
+
+
+TWO_PASSAGES = "Who chairs the Meridian Fruit Cooperative?"
+
+
+def check_chips(driver: Any, system: System, question: str, nth: int) -> None:
+    """Every chip of the ``nth`` answer opens a mark whose text is exactly its quote."""
+    from selenium.webdriver.common.by import By
+
+    expected = system.ask(question)
+    if nth > 1:
+        passages = {(c.article_id, c.passage_start, len(c.passage)) for c in expected.citations}
+        assert len(passages) >= 2 and len({c.article_id for c in expected.citations}) == 1
+    quotes = {c.n: " ".join(c.quote.split()) for c in expected.citations}
+    answer = driver.find_elements(By.CSS_SELECTOR, ".answer")[nth - 1]
+    chips = answer.find_elements(By.CSS_SELECTOR, "a.cite-chip")
+    assert {int(c.text) for c in chips} == set(quotes)
+    for c in chips:
+        opened = driver.find_element(By.ID, c.get_attribute("href").split("#", 1)[1])
+        assert opened.tag_name == "mark"
+        assert " ".join(opened.get_attribute("textContent").split()) == quotes[int(c.text)]
 
 
 # The effective colours of an element: its text over the backgrounds of it and its ancestors
