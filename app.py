@@ -16,9 +16,10 @@ from rag.system import System
 from ui.chat import chat_page
 from ui.errors import show_error
 from ui.library import library_page
-from ui.render import PAGE_CSS, md
+from ui.render import md, plural
 from ui.search import search_page
 from ui.sidebar import sidebar
+from ui.styles import PAGE_CSS
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…")
@@ -29,7 +30,7 @@ def get_system(settings_json: str) -> System:
 def index_stats(system: System) -> tuple[dict[str, Any] | None, BaseException | None]:
     """The index statistics, or the error that stops the index being read."""
     try:
-        if not system.has_index():  # a damaged commit point raises here, not "no index"
+        if not system.has_index():  # a damaged index folder raises here already
             return None, IndexMissing("no index")
         return system.stats(), None
     except Exception as e:  # noqa: BLE001 - shown as a sentence by the caller
@@ -49,8 +50,8 @@ def main() -> None:
     stats, problem = index_stats(system)
     if stats:
         st.sidebar.caption(
-            f"{stats['articles']} articles · {stats['chunks']} passages · "
-            f"{len(stats['duplicate_groups'])} duplicate groups"
+            f"{plural(stats['articles'], 'article')} · {plural(stats['chunks'], 'passage')} · "
+            f"{plural(len(stats['duplicate_groups']), 'duplicate group')}"
         )
     elif isinstance(problem, IndexMissing):
         st.sidebar.caption("No index yet.")
@@ -63,6 +64,23 @@ def main() -> None:
     else:
         chat_page(system, problem)
     st.caption(f"Index folder: {md(str(settings.index_dir))}")
+    if mode == "Chat":
+        focus_chat_box()
+
+
+def focus_chat_box() -> None:
+    """Put the cursor in the chat box when the page opens (once a session: later runs leave the
+    focus where the user put it). Streamlit offers no autofocus, so a line of script does it."""
+    if st.session_state.get("chat_focused"):
+        return
+    st.session_state["chat_focused"] = True
+    st.html(
+        "<script>(() => { let n = 0; const t = setInterval(() => {"
+        " const box = document.querySelector('[data-testid=stChatInputTextArea]');"
+        " if (box && !box.disabled) { box.focus(); clearInterval(t); }"
+        " else if (++n > 100) clearInterval(t); }, 100); })();</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 main()

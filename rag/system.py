@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from rag.answer.abstention import under_filters
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.embedder import CheckedEmbeddings
 from rag.errors import IndexMissing, InputError, NotFound, RagError
@@ -127,6 +128,18 @@ class System:
         q = clean_question(query, self.settings)
         return self.retriever().search(q, k=k, filters=filters)
 
+    def words_found(self, query: str) -> bool:
+        """Whether any content word of ``query`` (as BM25 sees it: folded, stemmed) occurs in a
+        passage of the index; when none does, search results are the closest by meaning only."""
+        from rag.text.tokens import tokenize
+
+        terms = sorted(set(tokenize(clean_question(query, self.settings))))
+        if not terms:
+            return True
+        # A term no passage holds gets the highest idf there is: that of a term that cannot occur.
+        *idf, unseen = self.reader().idf([*terms, "\x00"])
+        return any(v < unseen - 1e-9 for v in idf)
+
     def chat_model(self) -> Any:
         """The configured LangChain chat model (made once), or None when answers are extractive."""
         if not self.settings.llm:
@@ -203,7 +216,9 @@ class System:
         if answer is None:
             raise RagError("the chat model's answer was cut off before it finished")
         yield replace(
-            answer, question=q, standalone_question=standalone if standalone != q else None
+            under_filters(answer, filters),
+            question=q,
+            standalone_question=standalone if standalone != q else None,
         )
 
     def chain(self, k: int | None = None, filters: Filters | None = None) -> Runnable[Any, Answer]:

@@ -236,3 +236,14 @@ class Filters:
         return (not self.date_from or date >= self.date_from) and (
             not self.date_to or date <= self.date_to
         )
+
+    def describe(self) -> str:
+        """The active filters in words: 'source matching "002_*", dated from 2009-01-01'."""
+        parts = []
+        if self.source:
+            parts.append(f"source matching “{self.source}”")
+        if self.date_from:
+            parts.append(f"dated from {self.date_from}")
+        if self.date_to:
+            parts.append(f"dated to {self.date_to}")
+        return ", ".join(parts)

@@ -37,12 +37,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(index_dir: Path, log_path: Path, timeout: float = 120.0) -> Iterator[str]:
-    """``streamlit run app.py`` on a free local port with RAG_INDEX_DIR set; yields the page URL and
-    always stops the server."""
+def serve(
+    index_dir: Path, log_path: Path, timeout: float = 120.0, **settings: str
+) -> Iterator[str]:
+    """``streamlit run app.py`` on a free local port with RAG_INDEX_DIR (and any other ``RAG_*``
+    ``settings``) set; yields the page URL and always stops the server."""
     port = free_port()
     env = dict(
-        os.environ, RAG_INDEX_DIR=str(index_dir), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"
+        os.environ,
+        RAG_INDEX_DIR=str(index_dir),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        **settings,
     )
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
@@ -80,8 +86,11 @@ def serve(index_dir: Path, log_path: Path, timeout: float = 120.0) -> Iterator[s
 
 
 @contextlib.contextmanager
-def chrome(user_data_dir: Path, width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """Headless Chromium through chromedriver; always quits."""
+def chrome(
+    user_data_dir: Path, width: int = 1400, height: int = 1000, color_scheme: str | None = None
+) -> Iterator[Any]:
+    """Headless Chromium through chromedriver; always quits. ``color_scheme`` ("light" or "dark")
+    is what the page sees as the system's preference (the page's default theme follows it)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -100,6 +109,11 @@ def chrome(user_data_dir: Path, width: int = 1400, height: int = 1000) -> Iterat
     opts.add_argument(f"--user-data-dir={user_data_dir}")
     opts.add_argument(f"--window-size={width},{height}")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    if color_scheme is not None:
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": color_scheme}]},
+        )
     try:
         yield driver
     finally:

@@ -316,3 +316,24 @@ def test_short_answer_takes_the_whole_list_a_name_stands_in(
     question: str, text: str, expected: str
 ) -> None:
     assert _short(question, text) == expected
+
+
+def test_a_refusal_under_filters_names_them() -> None:
+    from rag.answer.abstention import KEY_TERMS_MISSING, abstain, under_filters
+    from rag.types import Filters
+
+    hits = hits_for("The ferry runs at dawn. The bridge opened in May.")
+    f = Filters(source="002_*", date_from="2009-01-01")
+    assert f.describe() == "source matching “002_*”, dated from 2009-01-01"
+    missing = under_filters(abstain("q", hits, (KEY_TERMS_MISSING,)), f)
+    assert missing.notes == (
+        f"{KEY_TERMS_MISSING} that pass the filters (source matching “002_*”, dated from "
+        "2009-01-01)",
+    )
+    low = under_filters(abstain("q", hits, ("confidence 0.10 is below 0.30",)), f)
+    assert low.notes[-1].endswith("were searched (source matching “002_*”, dated from 2009-01-01)")
+    assert under_filters(abstain("q", []), f).notes == (
+        "no indexed article passes the filters (source matching “002_*”, dated from 2009-01-01)",
+    )
+    unfiltered = abstain("q", hits, (KEY_TERMS_MISSING,))
+    assert under_filters(unfiltered, Filters()) is unfiltered

@@ -38,6 +38,11 @@ def all_markdown(at: AppTest) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
+def table_rows(at: AppTest) -> int:
+    """Rows of the library's table of articles."""
+    return all_markdown(at).count('<tr class="article-row">')
+
+
 def texts(elements) -> str:  # type: ignore[no-untyped-def]
     """Messages as shown (the page escapes what it quotes into them)."""
     return html.unescape("\n".join(e.value for e in elements))
@@ -75,6 +80,69 @@ def test_ask_then_follow_up(monkeypatch: pytest.MonkeyPatch, built_index: System
     assert len(at.chat_message) == 4
 
 
+def test_chat_shows_its_filters_and_names_them_in_a_refusal(
+    monkeypatch: pytest.MonkeyPatch, built_index: System
+) -> None:
+    at = page(monkeypatch, built_index.settings.index_dir)
+    # A glob on the file name alone (sources are absolute paths), as the help text promises.
+    at.text_input(key="f_source").set_value("harbor_bridge.*").run()
+    at.chat_input(key="question").set_value(QUESTION).run()
+    assert not at.exception
+    answer = next(m.value for m in at.markdown if m.value.startswith('<div class="answer">'))
+    assert "Lindqvist" in answer
+    shown = [html.unescape(c.value) for c in at.caption]
+    assert "Filtered: source matching “harbor_bridge.*” (change in the sidebar)." in shown
+
+    at.text_input(key="f_source").set_value("orchard_*").run()
+    at.chat_input(key="question").set_value(QUESTION).run()
+    assert not at.exception
+    shown = [html.unescape(c.value) for c in at.caption]
+    # Each answer keeps the filters it was found under; the refusal names them.
+    assert "Filtered: source matching “orchard_*” (change in the sidebar)." in shown
+    assert "Filtered: source matching “harbor_bridge.*” (change in the sidebar)." in shown
+    assert (
+        "the question's key terms are missing from the articles that pass the filters "
+        "(source matching “orchard_*”)"
+    ) in shown
+    assert "the question's key terms are missing from the articles" not in shown
+
+
+def test_a_refusal_folds_its_closest_passages_and_scores_have_one_label(
+    monkeypatch: pytest.MonkeyPatch, built_index: System
+) -> None:
+    at = page(monkeypatch, built_index.settings.index_dir)
+    at.chat_input(key="question").set_value("Who is the mayor of Paris?").run()
+    assert not at.exception
+    assert built_index.ask("Who is the mayor of Paris?").abstained
+    folded = [e for e in at.expander if e.label.startswith("Closest ")]
+    assert len(folded) == 1 and folded[0].label.endswith("(none answers the question)")
+    assert any('class="hit-card"' in m.value for m in folded[0].markdown)
+    at.chat_input(key="question").set_value(QUESTION).run()
+    at.radio(key="mode").set_value("Search").run()
+    at.text_input(key="search_query").set_value("repair crew").run()
+    at.radio(key="mode").set_value("Chat").run()
+    labels = re.findall(r'<span class="score"[^>]*>([a-z]+) ', all_markdown(at))
+    at.radio(key="mode").set_value("Search").run()
+    labels += re.findall(r'<span class="score"[^>]*>([a-z]+) ', all_markdown(at))
+    assert len(labels) > 3 and set(labels) == {"relevance"}
+
+
+def test_an_empty_chat_offers_example_questions_from_the_titles(
+    monkeypatch: pytest.MonkeyPatch, built_index: System
+) -> None:
+    at = page(monkeypatch, built_index.settings.index_dir)
+    examples = [b for b in at.button if b.key and b.key.startswith("example_")]
+    titles = {r["title"] for r in built_index.reader().list_articles()}
+    assert 1 <= len(examples) <= 3
+    assert all(b.label.removeprefix("What happened: ").rstrip("?") in titles for b in examples)
+    examples[0].click().run()
+    assert not at.exception
+    assert len(at.chat_message) == 2 and at.chat_message[0].markdown[0].value
+    answer = next(m.value for m in at.markdown if m.value.startswith('<div class="answer">'))
+    assert "cite-chip" in answer  # an example is one the articles answer
+    assert not [b for b in at.button if b.key and b.key.startswith("example_")]
+
+
 # --- search, filters and settings ---------------------------------------------------------------
 def test_search_lists_passages_with_highlights_and_filters(
     monkeypatch: pytest.MonkeyPatch, built_index: System
@@ -96,6 +164,15 @@ def test_search_lists_passages_with_highlights_and_filters(
     shown = re.findall(r'<span class="title">(.*?)</span>', md)
     assert shown == [h.article.title for h in expected]  # titles here have no escaped characters
     assert any("Filtered: source matching" in c.value for c in at.caption)
+    assert any(re.fullmatch(r"\d+ best passages?", c.value) for c in at.caption)
+    assert not at.info
+
+    # No word of the query is in any passage: said above the closest ones, not "5 best passages".
+    at.text_input(key="f_source").set_value("").run()
+    at.text_input(key="search_query").set_value("zeppelin xylophone").run()
+    assert "No word of the query occurs in any passage" in texts(at.info)
+    assert not any("best passage" in c.value for c in at.caption)
+    assert all_markdown(at).count('class="hit-card"') > 0
 
 
 def test_settings_survive_mode_switches(
@@ -134,7 +211,13 @@ def test_library_folder_upload_delete_and_escaping(
     assert not at.exception
     assert any("1 added" in s.value for s in at.success)
     assert "Skipped broken.pdf:" in texts(at.warning)  # the failed file, with its reason
-    assert len(at.dataframe[0].value) == 1
+    assert table_rows(at) == 1
+    table = all_markdown(at)
+    # The file name shown, its full path on hover; "passages", never "chunks".
+    assert f'title="{articles / "harbor_bridge.txt"}">harbor&#95;bridge&#46;txt</span>' in table
+    assert "<th>Passages</th>" in table and "chunk" not in table.lower()
+    assert any(c.value.startswith("1 article · ") for c in at.sidebar.caption)
+    assert "1 duplicate group" not in texts(at.sidebar.caption)  # none yet: "0 duplicate groups"
 
     hostile = (
         b"Notice <script>alert('owned')</script>\n\nThe ferry fare rose to $5 and $x$ is just text."
@@ -144,15 +227,19 @@ def test_library_folder_upload_delete_and_escaping(
         [
             ("../../etc/ferry notice.txt", hostile, "text/plain"),
             (".hidden.md", b"# Hi\n\nHello.", ""),
+            ("scan.pdf", b"not a pdf either", "application/pdf"),
         ]
     ).run()
+    assert at.button(key="index_uploads").label == "Index 3 uploaded files"
     at.button(key="index_uploads").click().run()
     assert not at.exception
     uploads = index_dir / "uploads"
+    # The skipped upload is not kept in the upload folder.
+    assert "Skipped scan.pdf:" in texts(at.warning)
     assert sorted(p.name for p in uploads.iterdir()) == ["ferry notice.txt", "hidden.md"]
     assert not (tmp_path / "etc").exists() and not (index_dir.parent.parent / "etc").exists()
     assert any("2 added" in s.value for s in at.success)
-    assert len(at.dataframe[0].value) == 3
+    assert table_rows(at) == 3
 
     at.radio(key="mode").set_value("Search").run()
     at.text_input(key="search_query").set_value("ferry fare").run()
@@ -165,9 +252,14 @@ def test_library_folder_upload_delete_and_escaping(
     ferry = next(i for i in at.multiselect(key="to_delete").options if "ferry" in i)
     at.multiselect(key="to_delete").select(ferry).run()
     at.button(key="delete").click().run()
+    assert table_rows(at) == 3 and "Delete 1 article from the index?" in texts(at.warning)
+    at.button(key="delete_cancel").click().run()  # nothing deleted without the confirmation
+    assert table_rows(at) == 3 and not any(b.key == "delete_confirmed" for b in at.button)
+    at.button(key="delete").click().run()
+    at.button(key="delete_confirmed").click().run()
     assert not at.exception
-    assert any("Deleted 1 article" in s.value for s in at.success)
-    assert len(at.dataframe[0].value) == 2
+    assert any(s.value == "Deleted 1 article." for s in at.success)
+    assert table_rows(at) == 2
     assert not (uploads / "ferry notice.txt").exists()
 
 
@@ -196,7 +288,9 @@ def test_corrupt_index_is_explained(
 ) -> None:
     index_dir = tmp_path / "index"
     shutil.copytree(built_index.settings.index_dir, index_dir)
-    (index_dir / "rows.sqlite").write_bytes(b"not a database " * 400)  # the commit point
+    for part in index_dir.glob("rows.sqlite*"):  # the index's rows, overwritten with junk
+        part.unlink()
+    (index_dir / "rows.sqlite").write_bytes(b"{not a database}" * 256)
     at = page(monkeypatch, index_dir)
     for mode in ("Chat", "Search", "Library"):
         at.radio(key="mode").set_value(mode).run()

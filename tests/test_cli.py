@@ -159,7 +159,9 @@ def test_missing_and_corrupt_index(tmp_path: Path, cli_index: tuple[Path, Path])
 
     broken = tmp_path / "broken"
     shutil.copytree(cli_index[0], broken)
-    (broken / "rows.sqlite").write_bytes(b"garbage " * 800)  # the commit point
+    for part in broken.glob("rows.sqlite*"):  # the index's rows, overwritten with junk
+        part.unlink()
+    (broken / "rows.sqlite").write_bytes(b"garbage" * 512)
     r = rag("stats", index=broken)
     assert r.returncode == 2 and "rebuild" in r.stderr and "Traceback" not in r.stderr
     r = rag("check", index=cli_index[0])

@@ -328,9 +328,8 @@ HISTORY = [("Who leads the Sonora contingent?", "Cmdr. Ortiz leads it [1].")]
 
 
 def test_followup_gets_the_previous_subject_without_a_model():
-    q = condense_question("and where is he based?", HISTORY)
-    assert q.startswith("and where is he based?")
-    assert "Sonora" in q and "contingent" in q
+    # "he" is the person the previous answer named (more cases in tests/test_followup.py).
+    assert condense_question("and where is he based?", HISTORY) == "Where is Ortiz based?"
 
 
 @pytest.mark.parametrize(
@@ -356,7 +355,12 @@ def test_no_history_means_no_change():
 
 
 def test_followup_chain_keeps_the_original_subject():
-    history = HISTORY + [("and where is he based?", "In Hermosillo [1].")]
+    # The doors pass an earlier follow-up's standalone form, so the chain keeps its subject.
+    history = HISTORY + [("Where is Ortiz based?", "In Hermosillo [1].")]
+    q = condense_question("how long has he been there?", history)
+    assert q == "How long has Ortiz been in Hermosillo?"
+    # Nothing to resolve in the turn before: the earlier questions' key terms are carried.
+    history = HISTORY + [("and where is he based?", "No idea.")]
     assert "Sonora" in condense_question("how long has he been there?", history)
 
 
@@ -383,7 +387,7 @@ def test_condense_falls_back_when_the_model_fails():
             raise ConnectionError("down")
 
     q = condense_question("and where is he based?", HISTORY, Broken(responses=["x"]))
-    assert "Sonora" in q
+    assert q == "Where is Ortiz based?"
 
 
 def test_condense_through_the_server_sends_the_history(server):

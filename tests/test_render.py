@@ -169,6 +169,52 @@ def test_source_card_marks_quote_in_passage_and_whole_article() -> None:
     assert "bridge.txt · relevance 0.90" in visible(card) and "2021-03-03" in visible(card)
 
 
+LONG = (
+    "Police chief\n\nCommander Luis Trevino leads the Sonora contingent of the federal police.\n\n"
+    "There's so much potential for corruption in the region, one officer said.\n\n"
+    "Trevino's headquarters are in Hermosillo, the state capital."
+)
+
+
+def marks(markup: str) -> dict[str, str]:
+    return {
+        m.group(1): visible(m.group(2))
+        for m in re.finditer(r'<mark id="([^"]+)"[^>]*>(.*?)</mark>', markup)
+    }
+
+
+@pytest.mark.parametrize("chunk_id", ["c1", "c2"])
+def test_every_mark_is_exactly_its_citations_quote(chunk_id: str) -> None:
+    """Quotes from two paragraphs of one article (one keeping the hit's chunk id, as the issue
+    saw) get a card each, and each chip's mark holds exactly its quote, never a neighbour."""
+    p1 = LONG.index("Commander")
+    p2 = LONG.index("Trevino's")
+    first = cite(
+        1,
+        "Commander Luis Trevino leads the Sonora contingent of the federal police.",
+        LONG,
+        passage=LONG[p1 : LONG.index("\n\nThere")],
+        passage_start=p1,
+    )
+    q2 = "Trevino's headquarters are in Hermosillo, the state capital."
+    second = cite(2, q2, LONG, chunk_id=chunk_id, passage=LONG[p2:], passage_start=p2)
+    a = answer("A [1] B [2]", (first, second))
+    cards = source_cards_html(a, "k", {"a1": LONG})
+    assert len(cards) == 2
+    found = marks("".join(cards))
+    for c in a.citations:
+        assert found[anchor("k", c.n)] == c.quote
+        assert found[f"{anchor('k', c.n)}-full"] == c.quote
+    assert "corruption" not in "".join(found.values())
+
+
+def test_a_quote_outside_its_passage_is_shown_alone() -> None:
+    q = "Trevino's headquarters are in Hermosillo, the state capital."
+    c = cite(1, q, LONG, passage=LONG[:20], passage_start=0)  # a passage that does not hold it
+    (card,) = source_cards_html(answer("A [1]", (c,)), "k")
+    assert marks(card)[anchor("k", 1)] == q
+
+
 def test_cards_without_article_text_and_with_also_in() -> None:
     c1 = cite(1, "Chief engineer Maria Lindqvist led the crew of 140 workers.")
     c1 = Citation(**{**c1.__dict__, "also_in": ("/x/<b>copy.txt",), "url": "https://e.org/a"})
@@ -297,3 +343,39 @@ def test_also_in_shows_the_words_another_version_gives_differently() -> None:
     assert "reprint.txt," in line and "reprint.txt —" not in line  # a plain reprint
     assert "v3.txt — differs elsewhere: Ilona (here: Elena)" in line  # listed, differs elsewhere
     assert "ferry_v2.txt — 231 (here: 212)" in line  # not listed, but differs in this passage
+
+
+@pytest.mark.parametrize(
+    ("quote", "shown"),
+    [
+        ("The crew had 140 workers.", "“The crew had 140 workers.”"),
+        ('"We replaced every cable," she said.', '"We replaced every cable," she said.'),
+        ("“We replaced every cable.”", "“We replaced every cable.”"),
+        ("He said: ‘done’", "“He said: ‘done’”"),
+    ],
+)
+def test_a_quote_that_opens_with_a_quotation_mark_gets_no_second_one(
+    quote: str, shown: str
+) -> None:
+    text = f"Story\n\n{quote} More text follows here."
+    c = cite(1, quote, text, passage=text, passage_start=0)
+    (card,) = source_cards_html(answer("A [1]", (c,)), "k")
+    summary = visible(re.search(r'<div class="card-quote">(.*?)</div>', card).group(1))  # type: ignore[union-attr]
+    assert summary == shown
+    assert answer_with_sources(answer("A [1]", (c,))).endswith(f". {shown}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[click](javascript:alert(1)) now",
+        "![x](http://e.org/x.png) **bold** `code` :smile: <b>hi</b> $x$ # head | t ~~s~~",
+    ],
+)
+def test_labels_carry_no_markup(text: str) -> None:
+    from ui.render import label
+
+    out = label(text)
+    assert not set(out) & set("[]()`*<>$#|~!") - set("()")  # parentheses are plain text
+    assert "](" not in out and ":smile:" not in out and "**" not in out
+    assert "click" in out or "bold" in out

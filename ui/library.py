@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rag.errors import IndexMissing
 from rag.system import System
 from ui.access import admin_gate, may_write
 from ui.errors import show_error
-from ui.render import md
+from ui.render import escape, md, plural, source_label
 from ui.uploads import remove_uploads, save_uploads, upload_dir
 
 FILE_TYPES = ".txt .md .html .htm .pdf .docx .json .jsonl"
@@ -57,6 +58,23 @@ def library_page(
         st.info("Nothing indexed yet: upload files or index a folder above.")
 
 
+def articles_table_html(rows: Sequence[Mapping[str, str]]) -> str:
+    """The library's table of articles: title, date, file name (the full path on hover),
+    passages and duplicate group; every cell escaped."""
+    head = "".join(f"<th>{h}</th>" for h in ("Title", "Date", "File", "Passages", "Duplicates"))
+    body = "".join(
+        '<tr class="article-row">'
+        f'<td>{escape(r["title"])}</td><td class="nowrap">{escape(r["date"])}</td>'
+        f"<td>{source_label(r['source'])}</td><td>{escape(r['passages'])}</td>"
+        f"<td>{escape(r['group'])}</td></tr>"
+        for r in rows
+    )
+    return (
+        f'<div class="articles"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        "</table></div>"
+    )
+
+
 def add_articles(system: System) -> None:
     """The uploader and the folder form (shown only to a session that may write)."""
     limit = system.settings.max_file_mb
@@ -70,12 +88,16 @@ def add_articles(system: System) -> None:
         "name replaces the earlier upload.",
     )
     if files and st.button(
-        f"Index {len(files)} uploaded file(s)", key="index_uploads", type="primary"
+        f"Index {plural(len(files), 'uploaded file')}", key="index_uploads", type="primary"
     ):
-        saved, refused = save_uploads(list(files), upload_dir(system.settings.index_dir))
+        uploads = upload_dir(system.settings.index_dir)
+        saved, refused = save_uploads(list(files), uploads)
         for name in refused:
             st.warning(f"Refused the file name “{md(name)}”; rename the file and upload it again.")
         if saved and run_ingest(system, saved, sync=False):
+            # A skipped upload is not in the index: its copy must not linger in the folder.
+            skipped = [s["source"] for s in st.session_state["last_report"]["skipped"]]
+            remove_uploads(skipped, uploads)
             st.session_state["upload_round"] = n + 1  # a fresh, empty uploader
             st.rerun()
     with st.form("folder_form", clear_on_submit=False, border=False):
@@ -146,19 +168,20 @@ def articles_table(system: System, stats: dict[str, Any], writable: bool = True)
         return
     groups = {g["group"]: i for i, g in enumerate(stats["duplicate_groups"], start=1)}
     st.subheader(f"Indexed articles ({len(rows)})")
-    st.dataframe(
-        [
-            {
-                "title": r["title"],
-                "date": r["date"] or "",
-                "source": r["source"],
-                "chunks": r["chunks"],
-                "duplicate group": group_label(stats, groups, r["group_id"]),
-            }
-            for r in rows
-        ],
-        width="stretch",
-        hide_index=True,
+    st.markdown(
+        articles_table_html(
+            [
+                {
+                    "title": r["title"],
+                    "date": r["date"] or "",
+                    "source": r["source"],
+                    "passages": str(r["chunks"]),
+                    "group": group_label(stats, groups, r["group_id"]),
+                }
+                for r in rows
+            ]
+        ),
+        unsafe_allow_html=True,
     )
     titles = {r["id"]: f"{r['title']} — {Path(r['source']).name}" for r in rows}
     if writable:
@@ -172,19 +195,39 @@ def articles_table(system: System, stats: dict[str, Any], writable: bool = True)
 
 
 def delete_form(system: System, titles: dict[str, str], sources: dict[str, list[str]]) -> None:
-    st.multiselect(
+    """Choose articles, then confirm: nothing is deleted by one click."""
+    chosen = st.multiselect(
         "Delete articles",
         list(titles),
         format_func=lambda i: titles.get(i, i),
         key="to_delete",
         placeholder="Choose articles to remove from the index",
     )
-    st.button(
-        "Delete selected",
-        key="delete",
-        disabled=not st.session_state.get("to_delete"),
+    if not st.session_state.get("confirm_delete"):
+        st.button(
+            "Delete selected…",
+            key="delete",
+            disabled=not chosen,
+            on_click=lambda: st.session_state.update(confirm_delete=True),
+        )
+        return
+    st.warning(
+        f"Delete {plural(len(chosen), 'article')} from the index? Their uploaded files go too; "
+        "this cannot be undone."
+    )
+    yes, no = st.columns(2)
+    yes.button(
+        f"Yes, delete {plural(len(chosen), 'article')}",
+        key="delete_confirmed",
+        type="primary",
+        disabled=not chosen,
         on_click=delete_selected,
         args=(system, {i: sources[i] for i in titles}),
+    )
+    no.button(
+        "Cancel",
+        key="delete_cancel",
+        on_click=lambda: st.session_state.update(confirm_delete=False),
     )
 
 
@@ -212,6 +255,7 @@ def delete_selected(system: System, sources: dict[str, list[str]]) -> None:
     if not may_write(system.settings):  # the button is not drawn then; a forged rerun is refused
         st.session_state["last_delete"] = "Nothing deleted: the admin token is needed."
         return
+    st.session_state["confirm_delete"] = False
     chosen = [i for i in st.session_state.get("to_delete", []) if i in sources]
     paths = [s for i in chosen for s in sources[i]]
     try:
@@ -221,4 +265,4 @@ def delete_selected(system: System, sources: dict[str, list[str]]) -> None:
         return
     remove_uploads(paths, upload_dir(system.settings.index_dir))
     st.session_state["to_delete"] = []
-    st.session_state["last_delete"] = f"Deleted {len(chosen)} article(s)."
+    st.session_state["last_delete"] = f"Deleted {plural(len(chosen), 'article')}."

@@ -38,6 +38,15 @@ def md(text: str) -> str:
     return escape(" ".join(str(text).split()))
 
 
+_LABEL_MARKUP = re.compile(r"[\\`*_{}\[\]<>#|~$!]|:[a-z_]+:")
+
+
+def label(text: str) -> str:
+    """Untrusted text as a widget label: Streamlit renders labels as Markdown (links, images,
+    emoji shortcodes), so the characters that would make markup are left out, not escaped."""
+    return " ".join(_LABEL_MARKUP.sub(" ", text).split())
+
+
 def attr(text: str) -> str:
     """A value for a double-quoted HTML attribute."""
     return html.escape(text, quote=True)
@@ -46,6 +55,11 @@ def attr(text: str) -> str:
 def anchor(key: str, n: int) -> str:
     """Element id of the quote of citation ``n`` in answer ``key`` (its chip links here)."""
     return f"cite-{key}-{n}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 article", "2 articles", "1 duplicate group"."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def page_key(text: str) -> str:
@@ -214,10 +228,13 @@ def _confidence(answer: Answer) -> str:
     )
 
 
-def quote_spans(c: Citation, key: str, short: tuple[int, int] | None = None) -> list[Span]:
-    """The mark of a citation's quote inside its passage; with ``short`` (article offsets inside
-    the quote) the short answer stands out inside the mark."""
-    base = c.passage_start
+def quote_spans(
+    c: Citation, key: str, short: tuple[int, int] | None = None, base: int | None = None
+) -> list[Span]:
+    """The mark of a citation's quote inside its passage (which starts at article offset ``base``,
+    by default the citation's own passage); with ``short`` (article offsets inside the quote) the
+    short answer stands out inside the mark."""
+    base = c.passage_start if base is None else base
     inner = None
     if short is not None and c.start <= short[0] < short[1] <= c.end:
         inner = (short[0] - base, short[1] - base)
@@ -256,6 +273,23 @@ def page_label(pages: Iterable[int | None]) -> str:
     return ("p. " if len(numbers) == 1 else "pp. ") + ", ".join(map(str, numbers))
 
 
+SCORE_HELP = "how closely the passage matches the question (retrieval score; not a probability)"
+
+
+_OPENING_QUOTES = "\"“‘'«„"
+
+
+def quoted(text: str) -> str:
+    """``text`` in quotation marks, or as it is when it opens with one already (a quote of
+    speech), so no mark is doubled; ``rag ask`` prints quotes the same way."""
+    return text if text[:1] in _OPENING_QUOTES else f"“{text}”"
+
+
+def relevance(score: float) -> str:
+    """The one score label of the page, for answers' sources and search results alike."""
+    return f"relevance {score:.2f}"
+
+
 def _meta(
     title: str, date: str | None, source: str, url: str | None, score: str, pages: str = ""
 ) -> str:
@@ -265,7 +299,7 @@ def _meta(
     parts.append(
         source_label(source, url) + (f' <span class="page">{pages}</span>' if pages else "")
     )
-    parts.append(f'<span class="score">{score}</span>')
+    parts.append(f'<span class="score" title="{SCORE_HELP}">{score}</span>')
     return " · ".join(parts)
 
 
@@ -310,21 +344,24 @@ def source_cards_html(
     with the id its chip links to), "also in" versions and the whole article with the quotes marked.
     """
     texts = article_texts or {}
-    groups: dict[str, list[Citation]] = {}
+    # Grouped by the passage each quote actually lies in, not by ``chunk_id``: a quote taken from
+    # another paragraph of the same article must get its own card, or its mark would be placed at
+    # its offsets inside somebody else's passage and highlight an unrelated sentence.
+    groups: dict[tuple[str, int, int], list[Citation]] = {}
     for c in answer.citations:
-        groups.setdefault(c.chunk_id, []).append(c)
+        groups.setdefault(_passage_key(c), []).append(c)
     cards = []
-    for cites in groups.values():
+    for place, cites in groups.items():
         first = cites[0]
         numbers = "".join(f'<span class="card-n">{c.n}</span>' for c in cites)
-        spans = [s for c in cites for s in quote_spans(c, key, _short_span(answer, c))]
-        quotes = " … ".join(f"“{escape(c.quote)}”" for c in cites)
+        spans = [s for c in cites for s in quote_spans(c, key, _short_span(answer, c), place[1])]
+        quotes = " … ".join(escape(quoted(c.quote)) for c in cites)
         whole = ""
         text = texts.get(first.article_id)
         if text is not None:
             full = [Span(c.start, c.end, f"{anchor(key, c.n)}-full", "quote") for c in cites]
             whole = _whole_article(text, full, f"{anchor(key, first.n)}-full")
-        score = f"relevance {max(c.score for c in cites):.2f}"
+        score = relevance(max(c.score for c in cites))
         meta = _meta(
             first.title,
             first.date,
@@ -337,10 +374,25 @@ def source_cards_html(
             f'<details class="source-card" id="{attr(anchor(key, first.n))}-card"><summary>'
             f"{numbers} {meta}"
             f'<div class="card-quote">{quotes}</div></summary>'
-            f'<div class="passage">{highlight(first.passage, spans)}</div>'
+            f'<div class="passage">{highlight(_shown_passage(first, place), spans)}</div>'
             f"{_also_in(first.also_in, first.versions, _passage_span(first))}{whole}</details>"
         )
     return cards
+
+
+def _passage_key(c: Citation) -> tuple[str, int, int]:
+    """Which passage a citation's quote is shown in: its article and the passage's span, or the
+    quote's own span should the quote not lie inside its passage (a mark never lands on other
+    words)."""
+    p0, p1 = _passage_span(c)
+    if p0 <= c.start <= c.end <= p1:
+        return c.article_id, p0, p1
+    return c.article_id, c.start, c.end
+
+
+def _shown_passage(c: Citation, key: tuple[str, int, int]) -> str:
+    """The text of the passage ``key`` (see :func:`_passage_key`) that holds ``c``'s quote."""
+    return c.passage if key[1:] == _passage_span(c) else c.quote
 
 
 def _passage_span(c: Citation) -> tuple[int, int]:
@@ -368,7 +420,7 @@ def hit_card_html(
         h.article.date,
         h.article.source,
         h.article.url,
-        f"score {h.score:.3f}",
+        relevance(h.score),
         page_label([h.article.page_at(h.chunk.start)]),
     )
     return (
@@ -389,48 +441,5 @@ def answer_with_sources(answer: Answer) -> str:
         dated = f", {c.date}" if c.date else ""
         where = c.url or c.source
         page = f", {page_label([c.page])}" if c.page is not None else ""
-        lines.append(f"[{c.n}] {c.title}{dated}. {where}{page}. \u201c{c.quote}\u201d")
+        lines.append(f"[{c.n}] {c.title}{dated}. {where}{page}. {quoted(c.quote)}")
     return "\n".join(lines)
-
-
-PAGE_CSS = """
-<style>
-.answer { line-height:1.65; }
-.cite-chip { display:inline-block; min-width:1.3em; padding:0 .35em; margin:0 .12em; border-radius:.7em;
-  background:#e3ebfd; color:#1a4fd6 !important; font-size:.78em; font-weight:600; text-align:center;
-  text-decoration:none !important; vertical-align:.15em; line-height:1.5; }
-.cite-chip:hover { background:#1a4fd6; color:#fff !important; }
-.card-n { display:inline-block; min-width:1.3em; padding:0 .35em; margin-right:.15em; border-radius:.7em;
-  background:#e3ebfd; color:#1a4fd6; font-size:.78em; font-weight:600; text-align:center; }
-.source-card, .hit-card { border:1px solid #e2e2e2; border-radius:.5em; padding:.45em .8em; margin:.35em 0;
-  background:#fff; }
-.source-card > summary { cursor:pointer; }
-.source-card .title, .hit-card .title { font-weight:600; }
-.source-card .date, .source-card .score, .source-card .src, .source-card .page,
-.hit-card .date, .hit-card .score, .hit-card .src, .hit-card .page { color:#666; font-size:.9em; }
-.card-quote { color:#444; font-style:italic; font-size:.9em; margin:.15em 0 0 1.1em; }
-.source-card[open] .card-quote { display:none; }
-.passage { margin:.45em 0; line-height:1.55; }
-mark { background:#fff1a8; padding:0 .1em; border-radius:.15em; }
-mark.quote { background:#ffe066; }
-mark .short { background:#ffc933; font-weight:600; }
-.short-answer { font-size:1.1em; margin-bottom:.25em; }
-.confidence { font-size:.78em; padding:0 .4em; border-radius:.6em; white-space:nowrap; }
-.conf-high { background:#e6f4ea; color:#1e7b34; }
-.conf-medium { background:#fff4d6; color:#8a6100; }
-.conf-low { background:#fde8e8; color:#b42318; }
-mark:target { outline:2px solid #f08c00; background:#ffd43b; scroll-margin-top:6em; }
-.details-target { scroll-margin-top:6em; }
-details.whole { margin-top:.3em; }
-details.whole > summary { font-size:.9em; }
-.whole-link { text-decoration:none; }
-.article-text { max-height:22em; overflow:auto; border-left:3px solid #eee; padding:.2em .7em;
-  margin-top:.3em; line-height:1.55; font-size:.95em; }
-.also-in { color:#666; font-size:.85em; }
-.also-in .differs { color:#b42318; }
-.conflict { background:#fff4e5; border-left:4px solid #f08c00; padding:.35em .7em; margin:.3em 0 .5em;
-  border-radius:.3em; }
-.unsupported { text-decoration: underline wavy #d33; text-underline-offset:3px; }
-.unsupported-flag { color:#c92a2a; font-size:.8em; white-space:nowrap; }
-</style>
-"""

@@ -34,6 +34,7 @@ def search_page(system: System, problem: BaseException | None) -> None:
     k = int(st.session_state.get("k", system.settings.k))
     try:
         hits = system.search(query, k=k, filters=filters)
+        found = system.words_found(query)
         reader = system.reader()
         texts = {h.article.id: reader.article(h.article.id).text for h in hits}
     except Exception as e:  # noqa: BLE001
@@ -42,7 +43,13 @@ def search_page(system: System, problem: BaseException | None) -> None:
     if not hits:
         st.info("No passage matches. Try other words, or loosen the filters in the sidebar.")
         return
-    st.caption(f"{len(hits)} best passage{'s' if len(hits) != 1 else ''}")
+    if found:
+        st.caption(f"{len(hits)} best passage{'s' if len(hits) != 1 else ''}")
+    else:
+        st.info(
+            "No word of the query occurs in any passage. The closest "
+            f"{'passage' if len(hits) == 1 else f'{len(hits)} passages'} by meaning:"
+        )
     key = "hit-" + page_key(query)
     cards = [
         hit_card_html(h, i, query, key, texts.get(h.article.id)) for i, h in enumerate(hits, 1)

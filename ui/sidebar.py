@@ -16,17 +16,79 @@ ANSWER_MODES = {"Extractive (offline)": "extractive", "LLM": "llm"}
 EARLIEST, LATEST = date(1800, 1, 1), date(2100, 12, 31)
 
 
-# --- settings that survive reruns ---------------------------------------------------------------
+# --- settings that survive reruns and reloads ---------------------------------------------------
 # Streamlit forgets a widget's value when a run doesn't render it (e.g. the search box while in
 # Library, or everything after an early st.stop), so each value is copied to a plain key that
-# outlives the widget and restored before the widget is drawn again.
+# outlives the widget and restored before the widget is drawn again. The settings also ride in the
+# page address (?k=3&source=...), so a reload, or the address bookmarked, keeps them; nothing of
+# them leaves the browser and this server.
+IN_ADDRESS = {
+    "mode": "mode",
+    "answer_mode": "answer",
+    "k": "k",
+    "f_source": "source",
+    "f_from": "from",
+    "f_to": "to",
+}
+_DEFAULTS: dict[str, Any] = {}
+
+
+def _from_address(key: str, default: Any) -> Any:
+    raw = st.query_params.get(IN_ADDRESS[key]) if key in IN_ADDRESS else None
+    if raw is None:
+        return default
+    try:
+        if key == "k":
+            return max(1, min(20, int(raw)))
+        if key in ("f_from", "f_to"):
+            return date.fromisoformat(raw)
+    except ValueError:
+        return default
+    if key == "mode" and raw not in MODES:
+        return default
+    return str(raw)
+
+
 def restore(key: str, default: Any) -> None:
+    _DEFAULTS[key] = default
     if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(f"keep_{key}", default)
+        kept = f"keep_{key}"
+        st.session_state[key] = (
+            st.session_state[kept] if kept in st.session_state else _from_address(key, default)
+        )
 
 
 def remember(key: str) -> None:
-    st.session_state[f"keep_{key}"] = st.session_state.get(key)
+    value = st.session_state.get(key)
+    st.session_state[f"keep_{key}"] = value
+    name = IN_ADDRESS.get(key)
+    if name is None:
+        return
+    text = value.isoformat() if isinstance(value, date) else "" if value is None else str(value)
+    if text and value != _DEFAULTS.get(key):
+        if st.query_params.get(name) != text:
+            st.query_params[name] = text
+    elif name in st.query_params:
+        del st.query_params[name]
+
+
+def _mode_from_phone() -> None:
+    st.session_state["mode"] = st.session_state["phone_mode"]
+
+
+def phone_modes() -> None:
+    """The modes again at the top of the page, shown only at phone width (CSS), where the
+    sidebar is folded away: one tap switches mode without opening it."""
+    st.session_state["phone_mode"] = st.session_state.get("mode", MODES[0])
+    with st.container(key="phone-modes"):
+        st.radio(
+            "Mode",
+            MODES,
+            key="phone_mode",
+            horizontal=True,
+            label_visibility="collapsed",
+            on_change=_mode_from_phone,
+        )
 
 
 def sidebar(system: System, default_k: int) -> str:
@@ -34,6 +96,7 @@ def sidebar(system: System, default_k: int) -> str:
     restore("mode", MODES[0])
     mode = st.sidebar.radio("Mode", MODES, key="mode", horizontal=True)
     remember("mode")
+    phone_modes()
     with st.sidebar.expander("Settings", expanded=False):
         llm_ready = bool(system.settings.llm)
         options = list(ANSWER_MODES) if llm_ready else [next(iter(ANSWER_MODES))]
@@ -85,13 +148,6 @@ def current_filters() -> Filters | None:
 
 
 def filters_caption(f: Filters | None) -> None:
-    if f is None:
+    if f is None or not f.active():
         return
-    parts = []
-    if f.source:
-        parts.append(f"source matching “{md(f.source)}”")
-    if f.date_from:
-        parts.append(f"dated from {f.date_from}")
-    if f.date_to:
-        parts.append(f"dated to {f.date_to}")
-    st.caption("Filtered: " + ", ".join(parts) + " (change in the sidebar).")
+    st.caption("Filtered: " + md(f.describe()) + " (change in the sidebar).")

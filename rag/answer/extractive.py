@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rag.answer.abstention import abstain
+from rag.answer.abstention import KEY_TERMS_MISSING, abstain
 from rag.answer.confidence import confidence as calibrated
 from rag.answer.context import (
     ArticleSentences,
@@ -200,7 +200,7 @@ class ExtractiveAnswerer:
         conf = calibrated(cands, coverage, kind, span is not None)
         notes: tuple[str, ...] = ()
         if coverage < self.settings.min_coverage:
-            notes = ("the question's key terms are missing from the articles",)
+            notes = (KEY_TERMS_MISSING,)
         elif conf < self.settings.min_confidence:
             notes = (f"confidence {conf:.2f} is below {self.settings.min_confidence:.2f}",)
         if notes:

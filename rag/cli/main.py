@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.cli.console import progress_bars, stream_answer
+from rag.cli.history import read_history
 from rag.cli.parser import build_parser, check_common
 from rag.errors import EXIT_BAD_INPUT, EXIT_OK, InputError, RagError, outcome
 from rag.serialize import answer_json, hit_json
@@ -93,6 +94,8 @@ def _cmd_search(system: Any, args: argparse.Namespace) -> int:
         else:
             if not hits:
                 print("no passages found")
+            elif not system.words_found(q):
+                print("no word of the query occurs in any passage; the closest by meaning:\n")
             for i, h in enumerate(hits, start=1):
                 print(f"[{i}] {h.article.title} ({h.article.source}) score {h.score:.3f}")
                 print(f"    {h.chunk.text}\n")
@@ -101,36 +104,50 @@ def _cmd_search(system: Any, args: argparse.Namespace) -> int:
 
 def _cmd_ask(system: Any, args: argparse.Namespace) -> int:
     filters = _filters(args)
+    history = read_history(args.history) if args.history else []
     for qid, q in _questions(args):
         if args.json or args.batch:
-            a = system.ask(q, k=args.k, filters=filters, mode=args.mode)
+            a = system.ask(q, k=args.k, filters=filters, history=history, mode=args.mode)
             out: dict[str, Any] = {"id": qid} if qid is not None else {"question": q}
             out.update(answer_json(a))
             _print_json(out)
             continue
-        stream_answer(system.ask_stream(q, k=args.k, filters=filters, mode=args.mode))
+        a = stream_answer(
+            system.ask_stream(q, k=args.k, filters=filters, history=history, mode=args.mode)
+        )
+        if a.standalone_question:
+            print(f"(understood as: {a.standalone_question})")
     return EXIT_OK
 
 
 def _cmd_chat(system: Any, args: argparse.Namespace) -> int:
+    """One answer per line of input; with --json one JSON object per turn, ``rag ask --json``'s
+    shape (its ``standalone_question`` is the rewritten follow-up), and nothing else on stdout."""
     history: list[tuple[str, str]] = []
     filters = _filters(args)
-    print("Ask a question (an empty line or Ctrl-D ends the chat).")
+    if not args.json:
+        print("Ask a question (an empty line or Ctrl-D ends the chat).")
     for line in sys.stdin:
         q = line.strip()
         if not q:
             break
         try:
-            a = stream_answer(
-                system.ask_stream(q, k=args.k, filters=filters, history=history, mode=args.mode)
-            )
+            if args.json:
+                a = system.ask(q, k=args.k, filters=filters, history=history, mode=args.mode)
+                _print_json({"question": q, **answer_json(a)})
+                sys.stdout.flush()
+            else:
+                a = stream_answer(
+                    system.ask_stream(q, k=args.k, filters=filters, history=history, mode=args.mode)
+                )
         except RagError as e:
             print(f"rag: error: {e}", file=sys.stderr)
             continue
-        if a.standalone_question:
+        if a.standalone_question and not args.json:
             print(f"(understood as: {a.standalone_question})")
-        history.append((q, a.text))
-        print()
+        history.append((a.standalone_question or q, a.text))
+        if not args.json:
+            print()
     return EXIT_OK
 
 

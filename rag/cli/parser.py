@@ -20,7 +20,7 @@ USES: dict[str, tuple[str, ...]] = {
     "ingest": ("index", "json"),
     "search": ("index", "json", "k", *_FILTERS),
     "ask": ("index", "json", "k", *_FILTERS),
-    "chat": ("index", "k", *_FILTERS),
+    "chat": ("index", "json", "k", *_FILTERS),
     "stats": ("index", "json"),
     "inspect": ("json",),
     "check": ("index", "json"),
@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--batch", type=Path, help='JSONL file of {"id", "question"} lines')
     sub.choices["ask"].add_argument(
         "--mode", choices=["extractive", "llm"], help="answerer (default: llm when RAG_LLM is set)"
+    )
+    sub.choices["ask"].add_argument(
+        "--history",
+        type=Path,
+        help="earlier turns as JSON lines (what rag chat --json or rag ask --json print): "
+        "the question is read as a follow-up to them",
     )
 
     ch = command("chat", "ask questions line by line; follow-ups use the history")

@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from rag.retrieval.references import has_reference, resolve_references
+
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
@@ -53,7 +55,7 @@ def looks_like_followup(question: str) -> bool:
         return True
     if _has_named_entity(question):
         return False
-    return len(words) <= 3 or any(w.lower() in _PRONOUNS for w in words)
+    return len(words) <= 3 or any(w.lower() in _PRONOUNS for w in words) or has_reference(question)
 
 
 def key_terms(text: str) -> list[str]:
@@ -74,9 +76,14 @@ def key_terms(text: str) -> list[str]:
 def _heuristic(question: str, history: Sequence[tuple[str, str]]) -> str:
     if not looks_like_followup(question):
         return question
+    previous, answer = history[-1]
+    rewritten = resolve_references(question, previous, answer)
+    if rewritten is not None:
+        return rewritten
     have = {w.lower() for w in _words(question)}
     terms: list[str] = []
-    # Walk back while earlier questions were themselves follow-ups, so a chain keeps its subject.
+    # Nothing to resolve: append the earlier questions' key terms, walking back while those were
+    # themselves follow-ups, so a chain keeps its subject.
     for previous, _answer in reversed(history):
         for term in key_terms(previous):
             if term.lower() not in have and term not in terms:
@@ -96,8 +103,11 @@ def condense_question(
     """A standalone version of ``question`` given earlier ``(question, answer)`` turns.
 
     With a chat model, the model rewrites it (falling back to the heuristic if the call fails or the
-    reply is unusable). Without one, a follow-up gets the previous question's key terms appended;
-    anything else is returned unchanged.
+    reply is unusable). Without one, a follow-up's references ("he", "there", "the company", "And
+    in 2010?") are resolved from what the previous question and answer named
+    (:func:`rag.retrieval.references.resolve_references`); one with nothing to resolve gets the
+    earlier questions' key terms appended. Anything else is returned unchanged. Pass the earlier
+    turns' standalone questions, so that a chain of follow-ups keeps its subject.
     """
     if not history or not question.strip():
         return question
