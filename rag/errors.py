@@ -30,6 +30,8 @@ __all__ = [
     "RagError",
     "RateLimited",
     "SkipFile",
+    "StoreLocked",
+    "StoreUnavailable",
     "TooLarge",
     "Unauthorized",
     "outcome",
@@ -146,6 +148,25 @@ class IndexBusy(RagError):
     level = "warning"
     title = "Another process is writing to the index"
     hint = "Wait a moment and try again."
+
+
+class StoreLocked(IndexBusy):
+    """An embedded store file is open in another process (Milvus Lite allows one)."""
+
+    title = "The index file is open in another process"
+    hint = (
+        "Stop the other process (the page, `rag serve` or another command) and retry, or point "
+        "both at a Milvus server with RAG_MILVUS_URI=http://HOST:19530."
+    )
+
+
+class StoreUnavailable(RagError):
+    """The configured store cannot be reached or opened (bad URI, server down, package missing)."""
+
+    exit_code = EXIT_FAIL
+    http_status = 503
+    title = "The index store cannot be reached"
+    hint = "Check RAG_MILVUS_URI (a path ending in .db, or http://HOST:19530) and RAG_MILVUS_TOKEN."
 
 
 class ModelUnavailable(RagError):
