@@ -30,9 +30,7 @@ def milvus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 class TestStoreContract(StoreContract):
     @pytest.fixture(params=BACKENDS)
-    def make_store(
-        self, request: pytest.FixtureRequest, tmp_path: Path
-    ) -> Iterator[Any]:
+    def make_store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         made: dict[str, Store] = {}
         prefixes: dict[str, str] = {}
 
@@ -41,9 +39,7 @@ class TestStoreContract(StoreContract):
                 prefix = prefixes.setdefault(name, f"t{next(_prefixes)}_{name}")
                 uri = str(request.getfixturevalue("milvus_file"))
                 settings = {"milvus_uri": uri, "milvus_collection": prefix, **settings}
-            store = open_store(
-                Settings(store=request.param, index_dir=tmp_path / name, **settings)
-            )
+            store = open_store(Settings(store=request.param, index_dir=tmp_path / name, **settings))
             made.setdefault(name, store)
             return store
 

@@ -22,7 +22,6 @@ Rows carry ``added``/``removed`` versions, so a reader filters on the commit it 
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
@@ -92,9 +91,7 @@ def _lite_endpoint(path: Path, create: bool) -> str:
     try:
         from milvus_lite.server_manager import server_manager_instance
     except ImportError:
-        raise StoreUnavailable(
-            "Milvus Lite is not installed: pip install -e '.[scale]'"
-        ) from None
+        raise StoreUnavailable("Milvus Lite is not installed: pip install -e '.[scale]'") from None
     if not path.parent.is_dir():
         if not create:
             raise StoreUnavailable(f"folder {path.parent} does not exist (RAG_MILVUS_URI={path})")
@@ -155,16 +152,23 @@ def create_collections(client: Any, names: Names, dimension: int, lite: bool) ->
             params.add_index(field, index_type=kind, metric_type=metric, params=extra)
         return params
 
-    scalar = ("INVERTED", "", {})
-    dummy = ("FLAT", "IP", {})
+    scalar: tuple[str, str, dict[str, Any]] = ("INVERTED", "", {})
+    dummy: tuple[str, str, dict[str, Any]] = ("FLAT", "IP", {})
+
+    def make(name: str, schema: Any, params: Any) -> None:
+        # The indexes are asked without waiting (pymilvus polls each one for half a second);
+        # loading the collection waits for them.
+        client.create_collection(name, schema=schema, consistency_level="Strong")
+        client.create_index(name, params, sync=False)
+        client.load_collection(name)
+
     existing = set(client.list_collections())
     if names.meta not in existing:
         s = client.create_schema(auto_id=False)
         s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
         s.add_field("value", DataType.VARCHAR, max_length=VARCHAR_MAX)
         _dummy(s, DataType)
-        client.create_collection(names.meta, schema=s, consistency_level="Strong",
-                                 index_params=index_params({"_v": dummy}))  # fmt: skip
+        make(names.meta, s, index_params({"_v": dummy}))
     if names.sources not in existing:
         s = client.create_schema(auto_id=False)
         s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=8192)
@@ -174,10 +178,7 @@ def create_collections(client: Any, names: Names, dimension: int, lite: bool) ->
         s.add_field("added", DataType.INT64)
         s.add_field("removed", DataType.INT64)
         _dummy(s, DataType)
-        client.create_collection(
-            names.sources, schema=s, consistency_level="Strong",
-            index_params=index_params({"_v": dummy, "article_id": scalar}),
-        )  # fmt: skip
+        make(names.sources, s, index_params({"_v": dummy, "article_id": scalar}))
     if names.articles not in existing:
         s = client.create_schema(auto_id=False)
         s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=128)
@@ -192,10 +193,9 @@ def create_collections(client: Any, names: Names, dimension: int, lite: bool) ->
         s.add_field("added", DataType.INT64)
         s.add_field("removed", DataType.INT64)
         _dummy(s, DataType)
-        client.create_collection(
-            names.articles, schema=s, consistency_level="Strong",
-            index_params=index_params({"_v": dummy, "article_id": scalar, "group_id": scalar}),
-        )  # fmt: skip
+        make(
+            names.articles, s, index_params({"_v": dummy, "article_id": scalar, "group_id": scalar})
+        )
     if names.passages not in existing:
         s = client.create_schema(auto_id=False)
         s.add_field("pid", DataType.INT64, is_primary=True)
@@ -220,14 +220,10 @@ def create_collections(client: Any, names: Names, dimension: int, lite: bool) ->
                                 input_field_names=["terms"], output_field_names=["sparse"]))  # fmt: skip
         # Exact search on Milvus Lite (what the tests compare); HNSW on a server.
         dense = ("FLAT", "IP", {}) if lite else ("HNSW", "IP", {"M": 16, "efConstruction": 200})
-        client.create_collection(
-            names.passages, schema=s, consistency_level="Strong",
-            index_params=index_params({
+        make(
+            names.passages, s, index_params({
                 "vector": dense,
                 "sparse": ("SPARSE_INVERTED_INDEX", "BM25", {"bm25_k1": 0.9, "bm25_b": 0.4}),
                 "article_id": scalar, "embed_hash": scalar,
             }),
         )  # fmt: skip
-    for name in names.all():
-        with contextlib.suppress(Exception):  # a server loads on create; Lite may say so again
-            client.load_collection(name)

@@ -100,7 +100,9 @@ class MilvusReader:
         if key not in self._filtered:
             if len(self._filtered) > 64:
                 self._filtered.clear()
-            self._filtered[key] = self._articles_matching(filters.source) if filters.source else None
+            self._filtered[key] = (
+                self._articles_matching(filters.source) if filters.source else None
+            )
         articles = self._filtered[key]
         if articles is not None and not articles:
             return None

@@ -84,7 +84,9 @@ def like_prefilter(glob: str) -> str | None:
     return f"%{best}%" if len(best) >= 2 else None
 
 
-def query_all(client: Any, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+def query_all(
+    client: Any, collection: str, expr: str, fields: list[str]
+) -> Iterator[dict[str, Any]]:
     """Every row matching ``expr``: one query when it fits (a query stops at 16,384 rows),
     else in pages through an iterator."""
     found = client.query(collection, filter=expr, output_fields=fields, limit=_QUERY_MAX)

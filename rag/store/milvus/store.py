@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag.errors import IndexBusy, IndexMissing
+from rag.errors import IndexBusy, IndexMissing, StoreUnavailable
 from rag.settings import Settings
 from rag.store.milvus import rows
 from rag.store.milvus.connect import LIVE, Names, connect, create_collections, resolve_uri
@@ -41,7 +41,12 @@ class MilvusStore:
 
     def __init__(self, uri: str, token: str = "", prefix: str = "rag", index_dir: Path | None = None,
                  lock_timeout: float = 10.0) -> None:  # fmt: skip
-        self.uri, self.lite = resolve_uri(uri, index_dir or Path("rag_index"))
+        self._bad: StoreUnavailable | None = None  # said when the store is first used
+        try:
+            self.uri, self.lite = resolve_uri(uri, index_dir or Path("rag_index"))
+        except StoreUnavailable as e:
+            self.uri, self.lite, self._bad = uri, False, e
+        self._default = not uri.strip()  # milvus.db in the index folder: made on first ingest
         self.token, self.names, self.lock_timeout = token, Names(prefix), lock_timeout
         self._client: Any = None
 
@@ -55,8 +60,14 @@ class MilvusStore:
         return self.uri if self.names.prefix == "rag" else f"{self.uri}#{self.names.prefix}"
 
     def client(self, create: bool = False) -> Any:
+        if self._bad is not None:
+            raise self._bad
         if self._client is None:
-            self._client = connect(self.uri, self.token, self.lite, create)
+            client = connect(self.uri, self.token, self.lite, create)
+            # Milvus Lite opens a file with its collections released: load ours before queries.
+            for name in set(self.names.all()) & set(client.list_collections()):
+                client.load_collection(name)
+            self._client = client
         return self._client
 
     def _missing_file(self) -> bool:
@@ -76,7 +87,7 @@ class MilvusStore:
 
     @contextlib.contextmanager
     def writer(self, model_id: str, dimension: int) -> Iterator[MilvusWriter]:
-        client = self.client(create=True)
+        client = self.client(create=self._default)
         local = _process_lock(f"{self.uri}#{self.names.prefix}")
         if not local.acquire(timeout=self.lock_timeout):
             raise IndexBusy(f"index {self.location} is busy: another writer is running")
@@ -150,7 +161,9 @@ class MilvusStore:
             if parts[aid] != head["parts"]:
                 problems.append(f"article {aid}: {parts[aid]} of {head['parts']} text parts")
             if passages.get(aid, 0) != head["chunks"]:
-                problems.append(f"article {aid}: {passages.get(aid, 0)} passages of {head['chunks']}")
+                problems.append(
+                    f"article {aid}: {passages.get(aid, 0)} passages of {head['chunks']}"
+                )
             if not sources.get(aid):
                 problems.append(f"article {aid} has no source")
         for aid in sorted(set(parts) - set(heads)):

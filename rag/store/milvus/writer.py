@@ -139,7 +139,9 @@ class MilvusWriter:
             if not (n == len(item.vectors) == len(item.embed_hashes) == len(item.lexical_texts)):
                 raise ValueError("chunks, vectors, embed_hashes and lexical_texts must align")
         missing = [i for i, it in enumerate(items) if it.sketch is None]
-        made = dict(zip(missing, sketch_texts([items[i].article.text for i in missing]), strict=True))
+        made = dict(
+            zip(missing, sketch_texts([items[i].article.text for i in missing]), strict=True)
+        )
         sketches: list[Sketch] = [made.get(i, it.sketch) for i, it in enumerate(items)]  # type: ignore[misc]
         usable = [i for i, s in enumerate(sketches) if len(s.shingles)]
         keys = dict(zip(usable, band_keys(np.stack([sketches[i].signature for i in usable]))
@@ -219,8 +221,10 @@ class MilvusWriter:
         if group is not None:
             changes["group_id"] = group[0] or ""
         if int(head["added"]) == self.w:  # this session's row: change it in place
-            self.client.upsert(self.names.articles, [_with_dummy({**head, **changes}, self.names,
-                                                                  self.names.articles)])
+            self.client.upsert(
+                self.names.articles,
+                [_with_dummy({**head, **changes}, self.names, self.names.articles)],
+            )
             return
         self._retire(self.names.articles, [head])
         self.client.insert(self.names.articles, [rows.fresh(head, self.w, **changes)])

@@ -1,0 +1,169 @@
+"""The Milvus store under everything above it: the same hits, answers and citations as the local
+store, ingest sync, delete, check, stats, the LangChain retriever; one-line errors for a bad URI
+and for a Milvus Lite file another process holds.
+
+Real Milvus Lite in a temporary folder, one engine per module; each test its own collections.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.errors import StoreLocked, StoreUnavailable, outcome
+from rag.retrieval.langchain import ArticleRetriever
+from rag.settings import Settings
+from rag.store.base import open_store
+from rag.system import System
+from rag.types import Answer, Filters, Hit
+from tests.conftest import HashEmbedder
+
+pytest.importorskip("pymilvus", reason="the scale extra is not installed")
+
+QUESTION = "Who led the repair crew of the Harbor Bridge?"  # the page's seed question
+QUESTIONS = [
+    QUESTION,
+    "How many suspension cables were replaced?",
+    "When did the ferry timetable change?",
+    "frost damage in the orchards",
+]
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def lite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lite") / "index.db"
+
+
+def milvus_settings(tmp_path: Path, lite: Path, **more: Any) -> Settings:
+    prefix = f"m{next(_prefixes)}"
+    return Settings(store="milvus", milvus_uri=str(lite), milvus_collection=prefix,
+                    index_dir=tmp_path / "milvus-index", **more)  # fmt: skip
+
+
+def both(tmp_path: Path, lite: Path, embedder: Any) -> tuple[System, System]:
+    local = System(Settings(index_dir=tmp_path / "local-index"), embedder=embedder)
+    return local, System(milvus_settings(tmp_path, lite), embedder=embedder)
+
+
+def hits_of(hits: list[Hit]) -> list[tuple[str, str, float]]:
+    return [(h.chunk.id, h.article.id, round(h.score, 5)) for h in hits]
+
+
+def answer_of(answer: Answer) -> tuple[Any, ...]:
+    cites = [(c.article_id, c.start, c.end, c.quote) for c in answer.citations]
+    return answer.text, cites, answer.abstained, answer.short_answer
+
+
+@pytest.fixture
+def dated_corpus(corpus_dir: Path) -> Path:
+    (corpus_dir / "dated.txt").write_text(
+        "Ferry timetable changes\n\nPublished on 2019-06-01\n\n"
+        "The Alder Sound Transit Company changed its ferry timetable for the summer season.\n"
+    )
+    return corpus_dir
+
+
+def test_hits_answers_and_citations_equal_the_local_store(
+    tmp_path: Path, lite: Path, dated_corpus: Path
+) -> None:
+    local, milvus = both(tmp_path, lite, HashEmbedder())
+    assert (
+        local.ingest([dated_corpus]).summary().split(";")[0]
+        == milvus.ingest([dated_corpus]).summary().split(";")[0]
+    )
+    filters = [None, Filters(source="*.md"), Filters(source="harbor"),
+               Filters(date_from="2019-01-01"), Filters(source="*.txt", date_to="2019-12-31")]  # fmt: skip
+    for q in QUESTIONS:
+        for f in filters:
+            assert hits_of(milvus.search(q, filters=f)) == hits_of(local.search(q, filters=f))
+        assert answer_of(milvus.ask(q)) == answer_of(local.ask(q))
+    assert milvus.list_articles() == local.list_articles()
+    a, b = local.stats(), milvus.stats()
+    for key in ("articles", "chunks", "model", "dimension", "duplicate_groups"):
+        assert a[key] == b[key], key
+    assert open_store(milvus.settings).check() == []
+
+
+def test_ingest_sync_delete_and_check(tmp_path: Path, lite: Path, corpus_dir: Path) -> None:
+    emb = HashEmbedder()
+    local, milvus = both(tmp_path, lite, emb)
+    for system in (local, milvus):
+        system.ingest([corpus_dir])
+    again = milvus.ingest([corpus_dir])
+    assert not again.added and not again.updated and again.chunks_embedded == 0
+    edited = corpus_dir / "orchard_frost.txt"
+    edited.write_text(edited.read_text() + "\nA late frost in May cut the cherry harvest again.\n")
+    (corpus_dir / "library_lab.md").unlink()
+    reports = [system.ingest([corpus_dir]) for system in (local, milvus)]
+    assert [len(r.updated) for r in reports] == [1, 1] and [len(r.removed) for r in reports] == [
+        1,
+        1,
+    ]
+    assert reports[1].chunks_embedded == reports[0].chunks_embedded > 0
+    gone = str(corpus_dir / "harbor_bridge_reprint.txt")
+    for system in (local, milvus):
+        system.delete([gone])
+    assert milvus.list_articles() == local.list_articles()
+    for q in QUESTIONS:
+        assert hits_of(milvus.search(q)) == hits_of(local.search(q))
+    assert open_store(milvus.settings).check() == []
+    docs = ArticleRetriever(retriever=milvus.retriever(), k=3).invoke(QUESTION)
+    want = ArticleRetriever(retriever=local.retriever(), k=3).invoke(QUESTION)
+    assert docs and [d.page_content for d in docs] == [d.page_content for d in want]
+    for doc in docs:
+        article = milvus.reader().article(doc.metadata["article_id"])
+        assert article.text[doc.metadata["start"] : doc.metadata["end"]] == doc.page_content
+
+
+@pytest.mark.parametrize(
+    "uri, says",
+    [
+        ("ftp://example.org/x", "neither a Milvus Lite file"),
+        ("notes.txt", "must end in .db"),
+        ("{tmp}/no/such/folder/index.db", "does not exist"),
+        ("http://127.0.0.1:9", "cannot reach Milvus"),
+    ],
+)
+def test_a_bad_uri_is_one_line(tmp_path: Path, uri: str, says: str) -> None:
+    uri = uri.format(tmp=tmp_path)
+    store = open_store(Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path))
+    with pytest.raises(StoreUnavailable, match=says) as caught:
+        store.reader("m") if "/no/such" not in uri else store.writer("m", 4).__enter__()
+    said = outcome(caught.value)
+    assert "\n" not in said.message and said.hint and said.exit_code != 0
+
+
+@pytest.mark.usefixtures("processes")
+def test_a_second_process_on_a_lite_file_gets_one_line_saying_what_to_do(
+    tmp_path: Path, lite: Path, corpus_dir: Path
+) -> None:
+    settings = milvus_settings(tmp_path, lite)
+    System(settings, embedder=HashEmbedder()).ingest([corpus_dir])  # this process holds the file
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_STORE": "milvus",
+           "RAG_MILVUS_URI": str(lite), "RAG_MILVUS_COLLECTION": settings.milvus_collection}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "rag", "stats"], capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+    assert proc.returncode == StoreLocked.exit_code
+    assert "open in another process" in proc.stderr and "Traceback" not in proc.stderr
+    bad = {**env, "RAG_MILVUS_URI": "http://127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "-m", "rag", "check"], capture_output=True, text=True,
+                          env=bad, timeout=120)  # fmt: skip
+    assert proc.returncode == StoreUnavailable.exit_code
+    assert "cannot reach Milvus" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_seed_question_answers_the_same_with_the_real_model(
+    tmp_path: Path, lite: Path, built_index: System
+) -> None:
+    milvus = System(milvus_settings(tmp_path, lite), embedder=built_index.embedder)
+    milvus.ingest([Path(built_index.settings.index_dir).parent / "articles"])
+    want, got = built_index.ask(QUESTION), milvus.ask(QUESTION)
+    assert answer_of(got) == answer_of(want) and not got.abstained
+    assert hits_of(milvus.search(QUESTION)) == hits_of(built_index.search(QUESTION))
