@@ -1,4 +1,4 @@
-"""Reaching Milvus: an embedded Milvus Lite file or a server, and the index's four collections.
+"""Reaching Milvus: an embedded Milvus Lite file or a server, and the index's five collections.
 
 ``RAG_MILVUS_URI`` is either a path ending in ``.db`` (Milvus Lite: the engine runs inside this
 process and locks the file, so a second process cannot open it) or ``http://HOST:19530`` (a
@@ -14,6 +14,10 @@ The collections, named after ``RAG_MILVUS_COLLECTION``:
   metadata (JSON, on part 0), the near-duplicate group and the 64 MinHash band keys;
 - ``_sources``: which file (or ``file#record``) holds which article, and the folder it was
   synced from;
+- ``_terms``: the document frequency of every BM25 term, keyed by the term (a key lookup is
+  fast where a scalar filter scans), with the value before the last change and both versions
+  (Milvus keeps BM25 statistics of its own but does not expose them, and counts rows a later
+  commit removed until they are collected);
 - ``_meta``: the published state (version, counts, BM25 totals, model) and the writer's lease.
 
 Rows carry ``added``/``removed`` versions, so a reader filters on the commit it sees
@@ -59,11 +63,19 @@ class Names:
         return f"{self.prefix}_sources"
 
     @property
+    def terms(self) -> str:
+        return f"{self.prefix}_terms"
+
+    @property
     def meta(self) -> str:
         return f"{self.prefix}_meta"
 
+    def versioned(self) -> list[str]:
+        """The collections whose rows carry added/removed versions."""
+        return [self.passages, self.articles, self.sources]
+
     def all(self) -> list[str]:
-        return [self.passages, self.articles, self.sources, self.meta]
+        return [*self.versioned(), self.terms, self.meta]
 
 
 def resolve_uri(uri: str, index_dir: Path) -> tuple[str, bool]:
@@ -179,6 +191,15 @@ def create_collections(client: Any, names: Names, dimension: int, lite: bool) ->
         s.add_field("removed", DataType.INT64)
         _dummy(s, DataType)
         make(names.sources, s, index_params({"_v": dummy, "article_id": scalar}))
+    if names.terms not in existing:
+        s = client.create_schema(auto_id=False)
+        s.add_field("term", DataType.VARCHAR, is_primary=True, max_length=512)
+        s.add_field("df", DataType.INT64)
+        s.add_field("version", DataType.INT64)
+        s.add_field("df_before", DataType.INT64)
+        s.add_field("version_before", DataType.INT64)
+        _dummy(s, DataType)
+        make(names.terms, s, index_params({"_v": dummy}))
     if names.articles not in existing:
         s = client.create_schema(auto_id=False)
         s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=128)
@@ -210,7 +231,7 @@ def create_collections(client: Any, names: Names, dimension: int, lite: bool) ->
         s.add_field("embed_hash", DataType.VARCHAR, max_length=64)
         # Our own tokens, one per word: the standard analyzer splits them exactly where we did.
         s.add_field("terms", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True,
-                    enable_match=True, analyzer_params={"tokenizer": "standard"})  # fmt: skip
+                    analyzer_params={"tokenizer": "standard"})  # fmt: skip
         s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         s.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         s.add_field("dl", DataType.INT64)

@@ -4,7 +4,7 @@ Each thread sees the commit it first read (or last refreshed to): every query ad
 ``added <= v and removed > v`` for its version ``v``. Dense search is Milvus's vector search;
 lexical search takes Milvus's BM25 candidates (the sparse field its BM25 function fills) and
 scores them with exact statistics of the commit (``N`` and average length from the published
-state, document frequencies counted with ``text_match``), so scores equal the local store's:
+state, document frequencies from the terms collection), so scores equal the local store's:
 Milvus's own BM25 statistics still count rows that later commits removed until they are
 collected.
 """
@@ -50,6 +50,7 @@ class MilvusReader:
         self._local = threading.local()
         self._articles: dict[tuple[int, str], Article] = {}
         self._df: dict[tuple[int, str], int] = {}
+        self._sources: dict[tuple[int, str], list[str]] = {}
         self._filtered: dict[tuple[int, Filters], list[str] | None] = {}
 
     def _read(self) -> dict[str, Any]:
@@ -141,20 +142,16 @@ class MilvusReader:
         return hits
 
     def _doc_freq(self, terms: Sequence[str]) -> dict[str, int]:
-        v, out = self._v, {}
-        for t in terms:
-            key = (v, t)
-            if key not in self._df:
-                if len(self._df) > 100_000:
-                    self._df.clear()
-                found = self.client.query(
-                    self.names.passages,
-                    filter=f"text_match(terms, {rows.quote(t)}) and {rows.visible(v)}",
-                    output_fields=["count(*)"],
-                )
-                self._df[key] = int(found[0]["count(*)"])
-            out[t] = self._df[key]
-        return out
+        v = self._v
+        wanted = [t for t in terms if (v, t) not in self._df]
+        if wanted:
+            if len(self._df) > 100_000:
+                self._df.clear()
+            found = rows.get_in(self.client, self.names.terms, wanted, rows.TERM_FIELDS)
+            known = {r["term"]: rows.df_at(r, v) for r in found}
+            for t in wanted:
+                self._df[(v, t)] = known.get(t, 0)
+        return {t: self._df[(v, t)] for t in terms}
 
     def lexical_search(
         self, query: str, k: int, filters: Filters | None = None
@@ -267,11 +264,17 @@ class MilvusReader:
         return [int(r["pid"]) for r in sorted(found, key=lambda r: int(r["ordinal"]))]
 
     def sources_of(self, article_id: str) -> list[str]:
-        found = rows.query_all(
-            self.client, self.names.sources,
-            f"article_id == {rows.quote(article_id)} and {rows.visible(self._v)}", ["source"],
-        )  # fmt: skip
-        return sorted(r["source"] for r in found)
+        key = (self._v, article_id)
+        cached = self._sources.get(key)
+        if cached is None:
+            found = rows.query_all(
+                self.client, self.names.sources,
+                f"article_id == {rows.quote(article_id)} and {rows.visible(self._v)}", ["source"],
+            )  # fmt: skip
+            if len(self._sources) > 8192:
+                self._sources.clear()
+            cached = self._sources[key] = sorted(r["source"] for r in found)
+        return list(cached)
 
     def group_members(self, group_id: str) -> list[Article]:
         found = rows.query_all(

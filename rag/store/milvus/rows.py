@@ -117,6 +117,27 @@ def query_in(client: Any, collection: str, field: str, values: Sequence[Any], ex
     return out
 
 
+def get_in(
+    client: Any, collection: str, keys: Sequence[Any], fields: list[str]
+) -> list[dict[str, Any]]:
+    """The rows with these primary keys (asked in slices)."""
+    out: list[dict[str, Any]] = []
+    keys = list(dict.fromkeys(keys))
+    for i in range(0, len(keys), 1000):
+        out += client.get(collection, ids=keys[i : i + 1000], output_fields=fields)
+    return out
+
+
+def df_at(row: dict[str, Any], version: int) -> int:
+    """A term's document frequency as commit ``version`` saw it (0 for commits before both)."""
+    if int(row["version"]) <= version:
+        return int(row["df"])
+    return int(row["df_before"]) if int(row["version_before"]) <= version else 0
+
+
+TERM_FIELDS = ["term", "df", "version", "df_before", "version_before"]
+
+
 # --- articles ---------------------------------------------------------------------------------
 ARTICLE_FIELDS = ["key", "article_id", "part", "parts", "text", "meta", "group_id", "date",
                   "bands", "added", "removed"]  # fmt: skip

@@ -37,7 +37,7 @@ def _process_lock(key: str) -> threading.Lock:
 
 
 class MilvusStore:
-    """One index: four collections named after a prefix, in a Milvus Lite file or a server."""
+    """One index: five collections named after a prefix, in a Milvus Lite file or a server."""
 
     def __init__(self, uri: str, token: str = "", prefix: str = "rag", index_dir: Path | None = None,
                  lock_timeout: float = 10.0) -> None:  # fmt: skip
@@ -143,9 +143,19 @@ class MilvusStore:
                 heads[r["article_id"]] = {"parts": int(r["parts"]), **json.loads(r["meta"])}
         passages: dict[str, int] = {}
         total = 0
-        for r in rows.query_all(client, self.names.passages, vis, ["article_id", "dl"]):
+        df: dict[str, int] = {}
+        for r in rows.query_all(client, self.names.passages, vis, ["article_id", "dl", "terms"]):
             passages[r["article_id"]] = passages.get(r["article_id"], 0) + 1
             total += int(r["dl"])
+            for t in set(r["terms"].split()):
+                df[t] = df.get(t, 0) + 1
+        terms = rows.query_all(client, self.names.terms, "df > 0 or df_before > 0",
+                               rows.TERM_FIELDS)  # fmt: skip
+        stored = {r["term"]: n for r in terms if (n := rows.df_at(r, v))}
+        wrong = sorted(t for t in set(df) | set(stored) if df.get(t) != stored.get(t))
+        if wrong:
+            problems.append(f"{len(wrong)} BM25 term counts disagree with the passages "
+                            f"(first: {wrong[0]!r})")  # fmt: skip
         sources: dict[str, list[str]] = {}
         for r in rows.query_all(client, self.names.sources, vis, ["source", "article_id"]):
             sources.setdefault(r["article_id"], []).append(r["source"])
@@ -179,7 +189,7 @@ class MilvusStore:
         if not self.exists():
             raise IndexMissing.at(self.location)
         with self.writer(model_id, 0) as w:
-            for coll in (self.names.passages, self.names.articles, self.names.sources):
+            for coll in self.names.versioned():
                 w.client.delete(coll, filter=f"removed <= {w.v} and removed < {LIVE}")
                 with contextlib.suppress(Exception):  # not every deployment offers it
                     w.client.compact(coll)

@@ -55,13 +55,22 @@ def _with_dummy(row: dict[str, Any], names: Names, collection: str) -> dict[str,
 
 def roll_back(client: Any, names: Names, version: int) -> None:
     """Undo everything written above the published ``version`` (an unfinished session)."""
-    for coll in (names.passages, names.articles, names.sources):
+    for coll in names.versioned():
         client.delete(coll, filter=f"added > {version}")
         marked = list(rows.query_all(client, coll, f"removed > {version} and removed < {LIVE}",
                                      _full_fields(client, names, coll)))  # fmt: skip
         restored = [_with_dummy({**r, "removed": LIVE}, names, coll) for r in marked]
         for i in range(0, len(restored), _BATCH):
             client.upsert(coll, restored[i : i + _BATCH])
+    changed = list(rows.query_all(client, names.terms, f"version > {version}", rows.TERM_FIELDS))
+    new = [r["term"] for r in changed if int(r["version_before"]) == 0]
+    if new:
+        client.delete(names.terms, ids=new)
+    back = [{"term": r["term"], "df": r["df_before"], "version": r["version_before"],
+             "df_before": r["df_before"], "version_before": r["version_before"], "_v": [0.0, 0.0]}
+            for r in changed if int(r["version_before"]) > 0]  # fmt: skip
+    for i in range(0, len(back), _BATCH):
+        client.upsert(names.terms, back[i : i + _BATCH])
 
 
 class MilvusWriter:
@@ -89,6 +98,7 @@ class MilvusWriter:
         self.changed = False
         self._added: dict[str, Sketch | None] = {}
         self._touched: set[str] = set()
+        self._df: dict[str, int] = {}  # change of each term's document frequency
 
     # --- lookups in the session's view --------------------------------------------------------
     def _vis(self) -> str:
@@ -167,6 +177,8 @@ class MilvusWriter:
                 })  # fmt: skip
                 pid += 1
                 self.work["total_len"] += len(terms)
+                for t in set(terms):
+                    self._df[t] = self._df.get(t, 0) + 1
             self.work["articles"] += 1
             self.work["passages"] += len(item.chunks)
             self._added[a.id] = sketches[i]
@@ -249,6 +261,9 @@ class MilvusWriter:
         self.work["articles"] -= 1
         self.work["passages"] -= len(passages)
         self.work["total_len"] -= sum(int(p["dl"]) for p in passages)
+        for p in passages:
+            for t in set(p["terms"].split()):
+                self._df[t] = self._df.get(t, 0) - 1
         self.changed = True
 
     def regroup(self, threshold: float) -> None:
@@ -260,8 +275,24 @@ class MilvusWriter:
         self._touched.clear()
 
     # --- commit -------------------------------------------------------------------------------
+    def _write_df(self) -> None:
+        """The document frequencies this session changed, each keeping the value before."""
+        changed = sorted(t for t, d in self._df.items() if d)
+        old = {r["term"]: r for r in rows.get_in(self.client, self.names.terms, changed,
+                                                 rows.TERM_FIELDS)}  # fmt: skip
+        new = []
+        for t in changed:
+            was = old.get(t)
+            df, version = (int(was["df"]), int(was["version"])) if was else (0, 0)
+            new.append({"term": t, "df": df + self._df[t], "version": self.w, "df_before": df,
+                        "version_before": version, "_v": [0.0, 0.0]})  # fmt: skip
+        for i in range(0, len(new), _BATCH):
+            self.client.upsert(self.names.terms, new[i : i + _BATCH])
+        self._df.clear()
+
     def commit(self) -> str:
         """Publish the session (one state row), then collect rows no reader needs any more."""
+        self._write_df()
         for name in self.names.all():
             self.client.flush(name)
         self.work.update(version=self.w, updated=time.time())
@@ -272,13 +303,13 @@ class MilvusWriter:
         self.state = dict(self.work)
         self._fresh_session()
         # Readers of the commit before this one still see what it removed; older rows go.
-        for coll in (self.names.passages, self.names.articles, self.names.sources):
+        for coll in self.names.versioned():
             self.client.delete(coll, filter=f"removed <= {published}")
         return f"milvus-{self.v:08d}"
 
     def close(self) -> None:
         """End the session; what it did not commit is undone."""
-        if self.changed or self._added:
+        if self.changed or self._added or self._df:
             roll_back(self.client, self.names, self.v)
         self.changed = False
 
