@@ -204,8 +204,7 @@ class MilvusReader:
         return [math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in encoded]
 
     def vectors_for(self, ids: Sequence[int]) -> np.ndarray:
-        found = rows.query_in(self.client, self.names.passages, "pid", list(ids),
-                              rows.visible(self._v), ["pid", "vector"])  # fmt: skip
+        found = self._by_pid(ids, ["pid", "vector"])
         by_id = {int(r["pid"]): r["vector"] for r in found}
         dim = int(self._state["dimension"])
         out = np.zeros((len(ids), dim), dtype=np.float32)
@@ -213,6 +212,14 @@ class MilvusReader:
             if int(p) in by_id:
                 out[i] = by_id[int(p)]
         return out
+
+    def _by_pid(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
+        """Passages of this thread's commit by id: a key lookup, the versions checked here
+        (a filter expression would scan on Milvus Lite)."""
+        v = self._v
+        found = rows.get_in(self.client, self.names.passages, [int(i) for i in ids],
+                            [*fields, "added", "removed"])  # fmt: skip
+        return [r for r in found if int(r["added"]) <= v < int(r["removed"])]
 
     # --- rows ---------------------------------------------------------------------------------
     def article(self, article_id: str) -> Article:
@@ -237,10 +244,7 @@ class MilvusReader:
         return article
 
     def passages(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
-        found = rows.query_in(
-            self.client, self.names.passages, "pid", [int(i) for i in ids], rows.visible(self._v),
-            ["pid", "chunk_id", "article_id", "ordinal", "start", "end"],
-        )  # fmt: skip
+        found = self._by_pid(ids, ["pid", "chunk_id", "article_id", "ordinal", "start", "end"])
         out: dict[int, tuple[Chunk, Article]] = {}
         for r in found:
             try:
