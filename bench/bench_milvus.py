@@ -4,8 +4,8 @@ Ingests the same articles into a local index folder and into a Milvus Lite file 
 temporary folders unless given), then asks every question of both, alternating which goes first,
 through the whole retriever (fusion, sentence boost, MMR, collapse: `System.search`). Prints
 hit@5, MRR@10 and p50/p95 query milliseconds for each and the Milvus/local ratio. Also scores
-Milvus's own `hybrid_search` (dense + BM25 fused by its RRFRanker, nothing of ours above it) on
-the same questions, to see what our fusion keeps.
+Milvus's own `hybrid_search` (dense + BM25 fused in the engine by its RRFRanker or its
+WeightedRanker, nothing of ours above it) on the same questions, to see what our fusion keeps.
 
     python bench/squad_convert.py ../shared/eval/squad/dev-v1.1.json bench/data/squad-v1.1 --sample 1000 --seed 0
     python bench/bench_milvus.py bench/data/squad-v1.1
@@ -39,9 +39,10 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p * len(s)))]
 
 
-def milvus_hybrid(system: System, k: int) -> Any:
-    """Milvus's hybrid_search (dense + BM25, RRF inside the engine) as a retrieve function."""
-    from pymilvus import AnnSearchRequest, RRFRanker
+def milvus_hybrid(system: System, k: int, ranker: Any) -> Any:
+    """Milvus's hybrid_search (dense + BM25 fused by ``ranker`` inside the engine, nothing of
+    ours above it) as a retrieve function."""
+    from pymilvus import AnnSearchRequest
 
     from rag.store.milvus.rows import encode_terms, visible
 
@@ -57,7 +58,7 @@ def milvus_hybrid(system: System, k: int) -> Any:
                              expr=where),
             AnnSearchRequest([terms], "sparse", {"metric_type": "BM25"}, 50, expr=where),
         ]  # fmt: skip
-        found = client.hybrid_search(names.passages, reqs, RRFRanker(60), limit=k,
+        found = client.hybrid_search(names.passages, reqs, ranker, limit=k,
                                      output_fields=["pid"])[0]  # fmt: skip
         rows = reader.passages([int(h["pid"]) for h in found])
         return [Passage(rows[int(h["pid"])][1].source, rows[int(h["pid"])][0].text)
@@ -90,8 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         report = system.ingest([args.data / "articles"])
         print(f"{name}: {report.summary()} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
         system.search("warm up")
-    hybrid = milvus_hybrid(systems["milvus-lite"], K)
-    found: dict[str, dict[str, list[Passage]]] = {n: {} for n in [*systems, "milvus-hybrid"]}
+    from pymilvus import RRFRanker, WeightedRanker
+
+    s = systems["local"].settings
+    hybrids = {  # the engine's two rankers, set like our retriever's fusions
+        "hybrid-rrf": milvus_hybrid(systems["milvus-lite"], K, RRFRanker(s.rrf_k)),
+        "hybrid-weighted": milvus_hybrid(
+            systems["milvus-lite"], K, WeightedRanker(s.dense_weight, 1 - s.dense_weight)
+        ),
+    }
+    found: dict[str, dict[str, list[Passage]]] = {n: {} for n in [*systems, *hybrids]}
     ms: dict[str, list[float]] = {n: [] for n in found}
     for i, q in enumerate(questions):
         order = list(systems) if i % 2 == 0 else list(reversed(systems))
@@ -100,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             hits = systems[name].search(q.question, k=K)
             ms[name].append((time.perf_counter() - t) * 1000)
             found[name][q.question] = [Passage(h.article.source, h.chunk.text) for h in hits]
-        t = time.perf_counter()
-        found["milvus-hybrid"][q.question] = hybrid(q.question)
-        ms["milvus-hybrid"].append((time.perf_counter() - t) * 1000)
+        for name, hybrid in hybrids.items():
+            t = time.perf_counter()
+            found[name][q.question] = hybrid(q.question)
+            ms[name].append((time.perf_counter() - t) * 1000)
         if (i + 1) % 200 == 0:
             print(f"  {i + 1}/{len(questions)}", file=sys.stderr, flush=True)
     reports = {n: evaluate(questions, lambda q, n=n: found[n][q], k=K) for n in found}  # type: ignore[misc]
