@@ -151,22 +151,22 @@ class IndexBusy(RagError):
 
 
 class StoreLocked(IndexBusy):
-    """An embedded store file is open in another process (Milvus Lite allows one)."""
+    """The index lives in an embedded engine's file that another process has open."""
 
     title = "The index file is open in another process"
     hint = (
-        "Stop the other process (the page, `rag serve` or another command) and retry, or point "
-        "both at a Milvus server with RAG_MILVUS_URI=http://HOST:19530."
+        "Stop the other process (the page, `rag serve` or another command) and retry, or put the "
+        "index on a server that several processes share (docs/scaling.md)."
     )
 
 
 class StoreUnavailable(RagError):
-    """The configured store cannot be reached or opened (bad URI, server down, package missing)."""
+    """The configured store cannot be reached or opened (bad address, server down, not installed)."""
 
     exit_code = EXIT_FAIL
     http_status = 503
     title = "The index store cannot be reached"
-    hint = "Check RAG_MILVUS_URI (a path ending in .db, or http://HOST:19530) and RAG_MILVUS_TOKEN."
+    hint = "Check RAG_STORE and the address and token it uses (docs/settings.md)."
 
 
 class ModelUnavailable(RagError):

@@ -29,6 +29,7 @@ from rag.types import Article, Chunk, Filters
 __all__ = ["MilvusReader", "read_state"]
 
 _MAX_LIMIT = 16_384  # Milvus's largest top-k
+_UNSEEN: list[str] = []  # a filter not resolved yet (another thread may clear the cache)
 _CANDIDATES = 4  # BM25 candidates asked per result wanted, before exact scoring
 
 
@@ -98,13 +99,12 @@ class MilvusReader:
         if filters is None or not filters.active():
             return where
         key = (self._v, filters)
-        if key not in self._filtered:
+        articles = self._filtered.get(key, _UNSEEN)
+        if articles is _UNSEEN:
+            articles = self._articles_matching(filters.source) if filters.source else None
             if len(self._filtered) > 64:
                 self._filtered.clear()
-            self._filtered[key] = (
-                self._articles_matching(filters.source) if filters.source else None
-            )
-        articles = self._filtered[key]
+            self._filtered[key] = articles
         if articles is not None and not articles:
             return None
         return f"{where} and {rows.filter_expr(filters, articles)}"
@@ -143,15 +143,16 @@ class MilvusReader:
 
     def _doc_freq(self, terms: Sequence[str]) -> dict[str, int]:
         v = self._v
-        wanted = [t for t in terms if (v, t) not in self._df]
+        out = {t: n for t in terms if (n := self._df.get((v, t))) is not None}
+        wanted = [t for t in terms if t not in out]
         if wanted:
-            if len(self._df) > 100_000:
-                self._df.clear()
             found = rows.get_in(self.client, self.names.terms, wanted, rows.TERM_FIELDS)
             known = {r["term"]: rows.df_at(r, v) for r in found}
+            if len(self._df) > 100_000:  # another thread may clear it too: we keep our copy
+                self._df.clear()
             for t in wanted:
-                self._df[(v, t)] = known.get(t, 0)
-        return {t: self._df[(v, t)] for t in terms}
+                out[t] = self._df[(v, t)] = known.get(t, 0)
+        return out
 
     def lexical_search(
         self, query: str, k: int, filters: Filters | None = None
