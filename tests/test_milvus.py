@@ -256,3 +256,27 @@ def test_an_ingest_killed_with_sigkill_leaves_nothing_duplicated_or_lost(tmp_pat
     assert system.reader().counts() == local.reader().counts()
     for q in QUESTIONS:
         assert hits_of(system.search(q)) == hits_of(local.search(q))
+
+
+def test_the_page_answers_from_a_milvus_index(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lite: Path, built_index: System
+) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    settings = milvus_settings(tmp_path, lite)
+    System(settings, embedder=built_index.embedder).ingest(
+        [Path(built_index.settings.index_dir).parent / "articles"]
+    )
+    for name, value in {"RAG_STORE": "milvus", "RAG_MILVUS_URI": str(lite),
+                        "RAG_MILVUS_COLLECTION": settings.milvus_collection,
+                        "RAG_INDEX_DIR": str(settings.index_dir)}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "app.py"), default_timeout=120)
+    at.run()
+    at.chat_input(key="question").set_value(QUESTION).run()
+    assert not at.exception and not at.error
+    answer = next(m.value for m in at.markdown if m.value.startswith('<div class="answer">'))
+    assert "Lindqvist" in answer
+    st.cache_resource.clear()
