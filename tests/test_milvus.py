@@ -280,3 +280,60 @@ def test_the_page_answers_from_a_milvus_index(
     answer = next(m.value for m in at.markdown if m.value.startswith('<div class="answer">'))
     assert "Lindqvist" in answer
     st.cache_resource.clear()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.usefixtures("processes")
+def test_a_served_file_is_shared_by_processes_and_writers_take_turns(
+    tmp_path: Path, corpus_dir: Path, real_embedder: Any
+) -> None:
+    """`milvus-lite server` (a Milvus server, as far as the store can tell): the CLI and this
+    process use one index at once; a second writer waits for the lease, then is refused."""
+    import time
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "s.db"),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        settings = Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path / "index",
+                            lock_timeout=1.0)  # fmt: skip
+        for _ in range(100):  # the server is up when it answers
+            try:
+                open_store(settings).exists()
+                break
+            except StoreUnavailable:
+                time.sleep(0.2)
+        system = System(settings, embedder=real_embedder)
+        system.ingest([corpus_dir])
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_STORE": "milvus", "RAG_MILVUS_URI": uri,
+               "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_LOCK_TIMEOUT": "1"}  # fmt: skip
+
+        def rag(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True,
+                                  text=True, env=env, timeout=120)  # fmt: skip
+
+        stats = rag("stats", "--json")
+        assert stats.returncode == 0 and '"articles": 5' in stats.stdout
+        model, dim = real_embedder.model_id, real_embedder.dimension
+        with open_store(settings).writer(model, dim):  # this process holds the lease
+            busy = rag("check")
+            assert busy.returncode == 0, busy.stderr  # readers are never blocked
+            started = time.monotonic()
+            busy = rag("delete", str(corpus_dir / "orchard_frost.txt"))
+            assert busy.returncode == 2 and "busy" in busy.stderr, busy.stderr
+            assert "Traceback" not in busy.stderr and time.monotonic() - started >= 1.0
+        assert system.reader().counts()[0] == 5
+    finally:
+        server.kill()
+        server.wait(timeout=30)

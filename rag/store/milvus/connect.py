@@ -124,8 +124,9 @@ def _lite_endpoint(path: Path, create: bool) -> str:
             fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError:
             raise StoreLocked(
-                f"the Milvus Lite file {path} is open in another process (Milvus Lite allows one "
-                "at a time): stop that process, or use a Milvus server (RAG_MILVUS_URI=http://HOST:19530)"
+                f"the Milvus Lite file {path} is open in another process (one at a time): stop it, "
+                f"or serve the file (milvus-lite server --data-dir {path} --host 127.0.0.1 "
+                "--port 19530) and set RAG_MILVUS_URI=http://127.0.0.1:19530 for both"
             ) from None
         finally:
             os.close(fd)
