@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +93,8 @@ class MilvusStore:
             raise IndexBusy(f"index {self.location} is busy: another writer is running")
         try:
             create_collections(client, self.names, dimension, self.lite)
-            with self._lease(client):
-                writer = MilvusWriter(client, self.names, model_id, dimension)
+            with self._lease(client) as renew:
+                writer = MilvusWriter(client, self.names, model_id, dimension, renew)
                 try:
                     yield writer
                 finally:
@@ -103,26 +103,38 @@ class MilvusStore:
             local.release()
 
     @contextlib.contextmanager
-    def _lease(self, client: Any) -> Iterator[None]:
-        """Across processes on a server: a lease row no other live writer holds."""
+    def _lease(self, client: Any) -> Iterator[Callable[[], None]]:
+        """Across processes on a server: a lease row no other live writer holds. Yields the
+        function that renews it (the session calls it as it works)."""
         if self.lite:
-            yield
+            yield lambda: None
             return
         me, deadline = uuid.uuid4().hex, time.monotonic() + self.lock_timeout
-        while True:
+
+        def holder() -> dict[str, Any] | None:
             found = client.query(self.names.meta, filter='key == "writer"', output_fields=["value"])
-            held = json.loads(found[0]["value"]) if found else None
-            if held is None or held["expires"] < time.time():
-                break
+            return json.loads(found[0]["value"]) if found else None
+
+        while (held := holder()) is not None and held["expires"] >= time.time():
             if time.monotonic() > deadline:
                 raise IndexBusy(f"index {self.location} is busy: another writer holds it")
             time.sleep(0.2)
-        lease = json.dumps({"owner": me, "expires": time.time() + _LEASE_SECONDS})
-        client.upsert(self.names.meta, [{"key": "writer", "value": lease, "_v": [0.0, 0.0]}])
+        renewed = [0.0]
+
+        def renew() -> None:
+            if time.monotonic() - renewed[0] < _LEASE_SECONDS / 4:
+                return
+            lease = json.dumps({"owner": me, "expires": time.time() + _LEASE_SECONDS})
+            client.upsert(self.names.meta, [{"key": "writer", "value": lease, "_v": [0.0, 0.0]}])
+            renewed[0] = time.monotonic()
+
+        renew()
         try:
-            yield
+            yield renew
         finally:
-            client.delete(self.names.meta, ids=["writer"])
+            held = holder()
+            if held is not None and held["owner"] == me:  # not a lease that expired and moved on
+                client.delete(self.names.meta, ids=["writer"])
 
     def check(self) -> list[str]:
         """Counts and ids agree between the collections of the published commit."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,8 +76,9 @@ def roll_back(client: Any, names: Names, version: int) -> None:
 class MilvusWriter:
     """The one write session of a Milvus index."""
 
-    def __init__(self, client: Any, names: Names, model_id: str, dimension: int | None) -> None:
-        self.client, self.names = client, names
+    def __init__(self, client: Any, names: Names, model_id: str, dimension: int | None,
+                 renew: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self.client, self.names, self.renew = client, names, renew
         state = read_state(client, names)
         if state is not None and state.get("model_id") not in (None, model_id):
             raise ModelMismatch(f"the index was built with {state['model_id']}, not {model_id}")
@@ -186,6 +187,7 @@ class MilvusWriter:
         _insert(self.client, self.names.passages, passages)
         self.work["next_pid"] = pid
         self.changed = self.changed or bool(items)
+        self.renew()
 
     def add_source(self, source: str, article_id: str, root: str | None) -> None:
         old = self.source_article(source)
@@ -292,6 +294,9 @@ class MilvusWriter:
 
     def commit(self) -> str:
         """Publish the session (one state row), then collect rows no reader needs any more."""
+        if not self.changed and not self._df and self.v > 0:
+            return f"milvus-{self.v:08d}"
+        self.renew()
         self._write_df()
         for name in self.names.all():
             self.client.flush(name)
