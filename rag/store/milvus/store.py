@@ -94,7 +94,7 @@ class MilvusStore:
         try:
             create_collections(client, self.names, dimension, self.lite)
             with self._lease(client) as renew:
-                writer = MilvusWriter(client, self.names, model_id, dimension, renew)
+                writer = MilvusWriter(client, self.names, model_id, dimension, renew, self.lite)
                 try:
                     yield writer
                 finally:

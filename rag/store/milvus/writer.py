@@ -77,8 +77,15 @@ class MilvusWriter:
     """The one write session of a Milvus index."""
 
     def __init__(self, client: Any, names: Names, model_id: str, dimension: int | None,
-                 renew: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+                 renew: Callable[[], None] = lambda: None, cache: bool = False) -> None:  # fmt: skip
         self.client, self.names, self.renew = client, names, renew
+        # Milvus Lite scans for every scalar lookup, so there the session keeps which articles
+        # and sources its view holds (one scan each, then kept up to date); a server looks them
+        # up in its scalar indexes instead.
+        self.cache = cache
+        self._articles: set[str] | None = None
+        self._sources: dict[str, str] | None = None
+        self._new_sources: list[dict[str, Any]] = []  # inserted in batches, before any query
         state = read_state(client, names)
         if state is not None and state.get("model_id") not in (None, model_id):
             raise ModelMismatch(f"the index was built with {state['model_id']}, not {model_id}")
@@ -105,12 +112,25 @@ class MilvusWriter:
     def _vis(self) -> str:
         return rows.visible(self.w)
 
+    def _source_map(self) -> dict[str, str] | None:
+        if self.cache and self._sources is None:
+            self._flush_sources()
+            found = rows.query_all(self.client, self.names.sources, self._vis(),
+                                   ["source", "article_id"])  # fmt: skip
+            self._sources = {r["source"]: r["article_id"] for r in found}
+        return self._sources
+
     def source_article(self, source: str) -> str | None:
+        known = self._source_map()
+        if known is not None:
+            return known.get(source)
+        self._flush_sources()
         found = self.client.query(self.names.sources, output_fields=["article_id"],
                                   filter=f"source == {rows.quote(source)} and {self._vis()}")  # fmt: skip
         return found[0]["article_id"] if found else None
 
     def sources(self, roots: Collection[str] | None = None) -> list[tuple[str, str | None]]:
+        self._flush_sources()
         expr = self._vis()
         if roots is not None:
             if not roots:
@@ -120,6 +140,12 @@ class MilvusWriter:
         return sorted((r["source"], r["root"] or None) for r in found)
 
     def has_article(self, article_id: str) -> bool:
+        if self.cache and self._articles is None:
+            found = rows.query_all(self.client, self.names.articles,
+                                   f"part == 0 and {self._vis()}", ["article_id"])  # fmt: skip
+            self._articles = {r["article_id"] for r in found}
+        if self._articles is not None:
+            return article_id in self._articles
         return bool(self._heads([article_id], ["article_id"]))
 
     def _heads(self, ids: Collection[str], fields: list[str]) -> list[dict[str, Any]]:
@@ -183,6 +209,8 @@ class MilvusWriter:
             self.work["articles"] += 1
             self.work["passages"] += len(item.chunks)
             self._added[a.id] = sketches[i]
+            if self._articles is not None:
+                self._articles.add(a.id)
         _insert(self.client, self.names.articles, articles)
         _insert(self.client, self.names.passages, passages)
         self.work["next_pid"] = pid
@@ -197,10 +225,20 @@ class MilvusWriter:
             self.remove_source(source)
         row = {"key": rows.row_key(self.w, source), "source": source, "article_id": article_id,
                "root": root or "", "added": self.w, "removed": LIVE, "_v": [0.0, 0.0]}  # fmt: skip
-        self.client.insert(self.names.sources, [row])
+        self._new_sources.append(row)
+        if len(self._new_sources) >= _BATCH:
+            self._flush_sources()
+        if self._sources is not None:
+            self._sources[source] = article_id
         self.changed = True
 
+    def _flush_sources(self) -> None:
+        if self._new_sources:
+            _insert(self.client, self.names.sources, self._new_sources)
+            self._new_sources = []
+
     def _source_rows(self, expr: str) -> list[dict[str, Any]]:
+        self._flush_sources()
         return list(rows.query_all(self.client, self.names.sources, f"{expr} and {self._vis()}",
                                    SOURCE_FIELDS))  # fmt: skip
 
@@ -210,6 +248,8 @@ class MilvusWriter:
             return
         article_id = found[0]["article_id"]
         self._retire(self.names.sources, found)
+        if self._sources is not None:
+            self._sources.pop(source, None)
         remaining = sorted(r["source"] for r in self._source_rows(
             f"article_id == {rows.quote(article_id)}"))  # fmt: skip
         if remaining:
@@ -254,8 +294,14 @@ class MilvusWriter:
                                        f"article_id == {quoted} and {self._vis()}",
                                        PASSAGE_FIELDS))  # fmt: skip
         self._retire(self.names.passages, passages)
-        self._retire(self.names.sources, self._source_rows(f"article_id == {quoted}"))
+        held = self._source_rows(f"article_id == {quoted}")
+        self._retire(self.names.sources, held)
         self._retire(self.names.articles, parts)
+        if self._sources is not None:
+            for r in held:
+                self._sources.pop(r["source"], None)
+        if self._articles is not None:
+            self._articles.discard(article_id)
         group = next((p["group_id"] for p in parts if int(p["part"]) == 0), "")
         if group:
             self._touched.add(group)
@@ -297,6 +343,7 @@ class MilvusWriter:
         if not self.changed and not self._df and self.v > 0:
             return f"milvus-{self.v:08d}"
         self.renew()
+        self._flush_sources()
         self._write_df()
         for name in self.names.all():
             self.client.flush(name)
@@ -314,8 +361,10 @@ class MilvusWriter:
 
     def close(self) -> None:
         """End the session; what it did not commit is undone."""
+        self._flush_sources()  # so that the roll-back finds them too
         if self.changed or self._added or self._df:
             roll_back(self.client, self.names, self.v)
+        self._articles = self._sources = None
         self.changed = False
 
 
