@@ -344,3 +344,32 @@ def test_a_served_file_is_shared_by_processes_and_writers_take_turns(
     finally:
         server.kill()
         server.wait(timeout=30)
+
+
+def test_quotes_wildcards_and_other_scripts_in_sources_and_queries(
+    tmp_path: Path, lite: Path
+) -> None:
+    """Sources and questions go into Milvus expressions and BM25 text: nothing in them may break
+    out of a string literal or change what a filter means."""
+    from tests.store_contract import EMB, MODEL, fill, new_article
+
+    names = ['/d/we"ird\\name 100%_x.txt', "/d/it's ünïcode – 東京.md", "/d/plain.txt"]
+    items = [new_article(f"T{i}", f"Story {i} about the bridge in Ashford, 東京 and 3.5 ferries.",
+                         n) for i, n in enumerate(names)]  # fmt: skip
+    stores = [open_store(Settings(index_dir=tmp_path / "local")),
+              open_store(milvus_settings(tmp_path, lite))]  # fmt: skip
+    for store in stores:
+        fill(store, items)
+    local, milvus = (s.reader(MODEL) for s in stores)
+    q = EMB.embed(["bridge"])[0]
+
+    def same(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
+        ids = [[r.passages([p])[p][0].id for p, _ in hits] for r, hits in ((milvus, a), (local, b))]
+        return ids[0] == ids[1] and [s for _, s in a] == pytest.approx([s for _, s in b])
+
+    for glob in ['we"ird', "*100%_x*", "*東京*", "it's", "*.md", "\\name", '") or (1 == 1']:
+        f = Filters(source=glob)
+        assert same(milvus.dense_search(q, 5, f), local.dense_search(q, 5, f)), glob
+    for query in ['東京 "bridge" 100%', "3.5 ferries", "x_e69db1e4baac"]:
+        assert same(milvus.lexical_search(query, 5), local.lexical_search(query, 5)), query
+    assert stores[1].check() == []
