@@ -52,6 +52,9 @@ class MilvusReader:
         self._articles: dict[tuple[int, str], Article] = {}
         self._df: dict[tuple[int, str], int] = {}
         self._sources: dict[tuple[int, str], list[str]] = {}
+        # Rows by (commit, passage id): a dense search brings its vectors along for MMR, and the
+        # retriever asks for the same passages more than once per question.
+        self._rows: dict[tuple[int, int], dict[str, Any]] = {}
         self._filtered: dict[tuple[int, Filters], list[str] | None] = {}
 
     def _read(self) -> dict[str, Any]:
@@ -134,9 +137,11 @@ class MilvusReader:
             anns_field="vector",
             limit=min(k, _MAX_LIMIT),
             filter=where,
-            output_fields=["pid"],
+            output_fields=["pid", "vector"],
             search_params={"metric_type": "IP", "params": {"ef": max(64, min(k, _MAX_LIMIT))}},
         )[0]
+        v = self._v
+        self._remember([{"pid": h["pid"], "vector": h["entity"]["vector"]} for h in found], v)
         hits = [(int(h["pid"]), float(h["distance"])) for h in found]
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits
@@ -214,13 +219,32 @@ class MilvusReader:
                 out[i] = by_id[int(p)]
         return out
 
+    def _remember(self, found: Sequence[dict[str, Any]], v: int) -> None:
+        if len(self._rows) > 50_000:  # another thread may clear it too: callers keep copies
+            self._rows.clear()
+        for r in found:
+            key = (v, int(r["pid"]))
+            self._rows[key] = {**self._rows.get(key, {}), **r}
+
     def _by_pid(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
-        """Passages of this thread's commit by id: a key lookup, the versions checked here
-        (a filter expression would scan on Milvus Lite)."""
-        v = self._v
-        found = rows.get_in(self.client, self.names.passages, [int(i) for i in ids],
-                            [*fields, "added", "removed"])  # fmt: skip
-        return [r for r in found if int(r["added"]) <= v < int(r["removed"])]
+        """Passages of this thread's commit by id (with ``fields``): remembered, or looked up by
+        key with the versions checked here (a filter expression would scan on Milvus Lite)."""
+        v, out, missing = self._v, [], []
+        for i in dict.fromkeys(int(i) for i in ids):
+            row = self._rows.get((v, i))
+            if row is not None and all(f in row for f in fields):
+                out.append(row)
+            else:
+                missing.append(i)
+        if missing:
+            found = rows.get_in(self.client, self.names.passages, missing,
+                                [*fields, "added", "removed"])  # fmt: skip
+            live = [
+                {f: r[f] for f in fields} for r in found if int(r["added"]) <= v < int(r["removed"])
+            ]
+            self._remember(live, v)
+            out += live
+        return out
 
     # --- rows ---------------------------------------------------------------------------------
     def article(self, article_id: str) -> Article:
