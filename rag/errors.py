@@ -30,6 +30,8 @@ __all__ = [
     "RagError",
     "RateLimited",
     "SkipFile",
+    "StoreLocked",
+    "StoreUnavailable",
     "TooLarge",
     "Unauthorized",
     "outcome",
@@ -146,6 +148,25 @@ class IndexBusy(RagError):
     level = "warning"
     title = "Another process is writing to the index"
     hint = "Wait a moment and try again."
+
+
+class StoreLocked(IndexBusy):
+    """The index lives in an embedded engine's file that another process has open."""
+
+    title = "The index file is open in another process"
+    hint = (
+        "Stop the other process (the page, `rag serve` or another command) and retry, or put the "
+        "index on a server that several processes share (docs/scaling.md)."
+    )
+
+
+class StoreUnavailable(RagError):
+    """The configured store cannot be reached or opened (bad address, server down, not installed)."""
+
+    exit_code = EXIT_FAIL
+    http_status = 503
+    title = "The index store cannot be reached"
+    hint = "Check RAG_STORE and the address and token it uses (docs/settings.md)."
 
 
 class ModelUnavailable(RagError):

@@ -16,9 +16,27 @@ class Settings(BaseSettings):
     index_dir: Path = Field(
         Path("rag_index"), description="Folder of the index (created on first ingest)."
     )
-    store: Literal["local"] = Field(
+    store: Literal["local", "milvus"] = Field(
         "local",
-        description="Where the index is kept: 'local', a folder on this machine (RAG_INDEX_DIR).",
+        description="Where the index is kept: 'local', a folder on this machine (RAG_INDEX_DIR); "
+        "'milvus', Milvus collections at RAG_MILVUS_URI (needs the `scale` extra).",
+    )
+    milvus_uri: str = Field(
+        "",
+        description="With RAG_STORE=milvus: a local file ending in .db (Milvus Lite, embedded: one "
+        "process at a time) or http://HOST:19530 (a Milvus server or cluster). Empty means "
+        "milvus.db inside RAG_INDEX_DIR.",
+    )
+    milvus_token: str = Field(
+        "",
+        description="With RAG_STORE=milvus: the server's token (`user:password` or an API key for "
+        "managed Milvus); empty for Milvus Lite or a server without authentication.",
+    )
+    milvus_collection: str = Field(
+        "rag",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$",
+        description="With RAG_STORE=milvus: the prefix of the index's collections (PREFIX_passages, "
+        "PREFIX_articles, PREFIX_sources, PREFIX_meta), so one Milvus can hold several indexes.",
     )
 
     # --- embeddings --------------------------------------------------------------------------

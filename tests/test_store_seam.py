@@ -12,9 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 # Engine names and the local backend's internals: FAISS, SQLite (and its rowids), the BM25
-# arrays and their files, the segment layout.
+# arrays and their files, the segment layout; Milvus and its client.
 BANNED = re.compile(
-    r"faiss|sqlite|rowid|LexicalIndex|lexical_files|postings|doc_ptr|term_ids|segment",
+    r"faiss|sqlite|rowid|LexicalIndex|lexical_files|postings|doc_ptr|term_ids|segment|milvus",
     re.IGNORECASE,
 )
 # Only the interface module of rag.store may be imported from outside the package.
@@ -48,6 +48,7 @@ def test_the_check_would_catch_a_leak() -> None:
         "db = sqlite3.connect(path)",
         "reader._view.segments",
         "from rag.store import vectors",
+        "from pymilvus import MilvusClient",
     ):
         assert BANNED.search(line) or STORE_IMPORT.search(line), line
     assert not (

@@ -200,7 +200,8 @@ def _cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     from rag.store.base import open_store
 
-    problems = open_store(settings).check()
+    store = open_store(settings)
+    problems = store.check()
     if args.json:
         _print_json({"ok": not problems, "problems": problems})
     elif problems:
@@ -210,7 +211,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
             f"to rebuild: rm -r {settings.index_dir} && rag ingest PATH --index {settings.index_dir}"
         )
     else:
-        print(f"index {settings.index_dir} is consistent")
+        print(f"index {store.location} is consistent")
     return EXIT_OK if not problems else EXIT_BAD_INPUT
 
 

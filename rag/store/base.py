@@ -188,9 +188,14 @@ class Store(Protocol):
 
 
 def open_store(settings: Settings) -> Store:
-    """The store ``settings.store`` names, at ``settings.index_dir`` (nothing is opened yet)."""
+    """The store ``settings.store`` names: the folder ``settings.index_dir``, or Milvus at
+    ``settings.milvus_uri`` (nothing is opened yet)."""
     if settings.store == "local":
         from rag.store.local import LocalStore
 
         return LocalStore.from_settings(settings)
+    if settings.store == "milvus":
+        from rag.store.milvus import MilvusStore
+
+        return MilvusStore.from_settings(settings)
     raise ValueError(f"unknown store {settings.store!r}")  # Settings validates it first
