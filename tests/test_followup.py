@@ -191,3 +191,19 @@ def test_conversations_on_the_page(chat_index, monkeypatch: pytest.MonkeyPatch) 
         assert len(cards) == 2
         first_quote = re.search(r'<mark id="cite-\w+-1" class="quote">(.*?)</mark>', cards[1])
         assert first_quote and word in html.unescape(re.sub(r"<[^>]+>", "", first_quote.group(1)))
+
+
+def test_a_chain_of_typed_follow_ups_keeps_its_subject() -> None:
+    """What an OpenAI client sends back: the turns as typed. Made standalone in order, the third
+    question still knows who "his" is, though the second answer names nobody."""
+    from rag.retrieval.followup import standalone_history
+
+    typed = [
+        ("Who leads the Sonora contingent?", TREVINO),
+        ("Where is he based?", "In Hermosillo. [1]"),
+    ]
+    chained = standalone_history(typed)
+    assert chained[0] == typed[0]
+    assert chained[1] == ("Where is Trevino based?", "In Hermosillo. [1]")
+    assert condense_question("What is his rank?", chained) == "What is Trevino's rank?"
+    assert "Trevino" not in condense_question("What is his rank?", typed)  # as typed, lost

@@ -118,6 +118,19 @@ def condense_question(
     return _heuristic(question, history)
 
 
+def standalone_history(history: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Earlier turns as typed, each made standalone from the ones before it (offline rewriting).
+
+    For doors whose clients send back only what was typed (an OpenAI chat client): without it a
+    chain of follow-ups ("Who runs Northgate?", "When did she join?", "What is her title?") loses
+    its subject after one turn.
+    """
+    out: list[tuple[str, str]] = []
+    for question, answer in history:
+        out.append((condense_question(question, out), answer))
+    return out
+
+
 def _ask_model(
     question: str, history: Sequence[tuple[str, str]], chat_model: BaseChatModel
 ) -> str | None:

@@ -13,6 +13,7 @@ from rag.api import openai_format as oa
 from rag.api.deps import ApiState, Reader, check_question, state_of, to_filters
 from rag.api.responses import describe_error, dumps
 from rag.api.schemas import ERRORS, ChatIn
+from rag.retrieval.followup import standalone_history
 from rag.types import Answer
 
 router = APIRouter(tags=["openai"])
@@ -49,6 +50,10 @@ def chat_completions(body: ChatIn, request: Request, caller: Reader) -> Any:
     mode = oa.mode_for(body.model, settings)
     question, history = oa.conversation(body.messages)
     check_question(question, state)
+    if (mode or ("llm" if settings.llm else "extractive")) == "extractive":
+        # The client sends back what was typed: each earlier turn is made standalone in order,
+        # so a chain of follow-ups keeps its subject (a chat model reads the turns as they are).
+        history = standalone_history(history)
     parts = state.system.ask_stream(
         question, k=body.k, filters=to_filters(body.filters), history=history, mode=mode
     )
