@@ -69,6 +69,21 @@ class Settings(BaseSettings):
         description="Containment of word shingles above which two articles are versions of one story.",
     )
 
+    # --- ingesting on a Ray cluster (rag ingest --ray) ---------------------------------------
+    ray_address: str = Field(
+        "",
+        description="Ray cluster for `rag ingest --ray` when no address is given: `auto` joins the "
+        "cluster running on this machine, `HOST:PORT` (a head node's GCS port, 6379 by default) or "
+        "`ray://HOST:10001` joins that one; empty starts a Ray instance on this machine for the run.",
+    )
+    ray_actors: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="Embedding actors of a Ray ingest, each loading the model once and using one "
+        "CPU; 0: one per CPU of the cluster.",
+    )
+
     # --- retrieval ---------------------------------------------------------------------------
     k: int = Field(5, ge=1, le=100, description="Passages returned per question.")
     fetch_k: int = Field(

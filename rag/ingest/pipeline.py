@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -28,6 +28,21 @@ _COMMIT_EVERY_SECONDS = (
     60.0  # long ingests commit along the way, so a crash loses at most this much
 )
 _PROGRESS_SECONDS = 0.2  # how often embedding progress is reported while waiting for the worker
+
+
+# What the reading stage yields: (file, root folder, its documents or why it was skipped).
+Reading = Generator[tuple[Path, str | None, list[Document] | SkipFile], None, None]
+
+
+def chunk_passages(article_id: str, doc: Document, settings: Settings) -> list[Chunk]:
+    """The passages of an article, as every ingest (local or Ray) cuts them."""
+    return chunk_article(
+        article_id,
+        doc.text,
+        chunk_chars=settings.chunk_chars,
+        overlap_sentences=settings.chunk_overlap_sentences,
+        paragraph_fill=settings.chunk_paragraph_fill,
+    )
 
 
 def embedding_text(title: str, passage: str) -> str:
@@ -151,7 +166,7 @@ class Ingestor:
         queued: list[_Batch] = []  # submitted, not yet written: at most two, oldest first
         submitted = 0
         first_batch = max(1, self.settings.embed_batch_size)
-        reading = prefetch(files, self.settings)
+        reading = self._reading(files)
         # closing(): after an error the reader stops at once, not when the frame is freed.
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-embed") as pool,
@@ -229,16 +244,18 @@ class Ingestor:
         )
         if copy:
             return _Pending(article, doc, doc.source, root, [], [], [], old is not None, copy=True)
-        chunks = chunk_article(
-            article_id,
-            doc.text,
-            chunk_chars=self.settings.chunk_chars,
-            overlap_sentences=self.settings.chunk_overlap_sentences,
-            paragraph_fill=self.settings.chunk_paragraph_fill,
-        )
+        chunks = self._chunks(article_id, doc)
         texts = [embedding_text(doc.title, c.text) for c in chunks]
         hashes = [content_hash(t) for t in texts]
         return _Pending(article, doc, doc.source, root, chunks, texts, hashes, old is not None)
+
+    def _reading(self, files: Sequence[tuple[Path, str | None]]) -> Reading:
+        """Each file loaded and cleaned, in file order (a Ray ingest reads on the cluster)."""
+        return prefetch(files, self.settings)
+
+    def _chunks(self, article_id: str, doc: Document) -> list[Chunk]:
+        """The passages of a new article (a Ray ingest has them chunked with the reading)."""
+        return chunk_passages(article_id, doc, self.settings)
 
     def _submit(
         self,
