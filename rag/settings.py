@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     keep_comments: bool = Field(
         False, description="Keep reader comment threads of web pages instead of dropping them."
     )
+    commit_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A long ingest commits what it has written every this many seconds, so a crash "
+        "loses at most that much work (0: a commit after every batch).",
+    )
     duplicate_threshold: float = Field(
         0.5,
         ge=0.0,

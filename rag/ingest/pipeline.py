@@ -24,9 +24,6 @@ from rag.types import Article, Chunk, Document, content_hash
 
 # (stage, done, total): stages are "read" (files) and "embed" (passages).
 Progress = Callable[[str, int, int], None]
-_COMMIT_EVERY_SECONDS = (
-    60.0  # long ingests commit along the way, so a crash loses at most this much
-)
 _PROGRESS_SECONDS = 0.2  # how often embedding progress is reported while waiting for the worker
 
 
@@ -100,13 +97,16 @@ class Ingestor:
         settings: Settings,
         embedder: Embedder,
         progress: Progress | None = None,
-        commit_every: float = _COMMIT_EVERY_SECONDS,
+        commit_every: float | None = None,
         flush_passages: int | None = None,
     ) -> None:
-        """``commit_every``: seconds between intermediate commits of a long ingest (0: after every
-        batch; crash tests use that to put many commits in a small ingest). ``flush_passages``:
+        """``commit_every``: seconds between intermediate commits of a long ingest (default
+        RAG_COMMIT_SECONDS; 0: after every batch, which crash tests use to put many commits in a
+        small ingest). ``flush_passages``:
         passages planned before they go to the embedding worker as one batch (default 16 embedding
         batches: large enough that the worker rarely waits, small enough to commit often)."""
+        if commit_every is None:
+            commit_every = settings.commit_seconds
         if commit_every < 0:
             raise ValueError(f"commit_every must be >= 0, not {commit_every}")
         if flush_passages is not None and flush_passages < 1:
