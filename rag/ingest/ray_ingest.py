@@ -83,7 +83,7 @@ class _PoolEmbedder:
 
     def __init__(self, ray: ModuleType, actors: list[Any], info: tuple[str, int], batch: int):
         self._ray = ray
-        self._actors = actors
+        self.actors = actors
         self._model_id, self._dimension = info
         self._batch = batch
 
@@ -103,14 +103,14 @@ class _PoolEmbedder:
         # Longest first, as the local embedder batches: similar lengths pad less per piece.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         pieces = deque(order[i : i + self._batch] for i in range(0, len(order), self._batch))
-        busy = {i: 0 for i in range(len(self._actors))}
+        busy = {i: 0 for i in range(len(self.actors))}
         flying: dict[Any, tuple[list[int], int]] = {}
         try:
             while pieces or flying:
                 while pieces and min(busy.values()) < _IN_FLIGHT_PER_ACTOR:
                     a = min(busy, key=lambda k: busy[k])
                     piece = pieces.popleft()
-                    ref = self._actors[a].embed.remote([texts[i] for i in piece])
+                    ref = self.actors[a].embed.remote([texts[i] for i in piece])
                     flying[ref] = (piece, a)
                     busy[a] += 1
                 done, _ = ray.wait(list(flying), num_returns=1)
