@@ -22,6 +22,7 @@ pure functions of their input and only the driver writes, so a retry never dupli
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from embeddings.backends import resolve_backend
 from rag.embedder import CheckedEmbeddings, Embedder
 from rag.errors import ClusterUnavailable, SkipFile
 from rag.ingest.discovery import parse_raw, read_raw
@@ -122,7 +124,8 @@ class _PoolEmbedder:
                         progress(len(piece))
         finally:
             for ref in flying:  # after an error: what has not run yet need not run
-                ray.cancel(ref)
+                with contextlib.suppress(Exception):  # never hide the error that got us here
+                    ray.cancel(ref)
         return out
 
 
@@ -166,7 +169,11 @@ class RayIngestor(Ingestor):
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = self.settings.ray_actors or max(1, cpus)
         remote = ray.remote(num_cpus=1, max_restarts=_RETRIES, max_task_retries=_RETRIES)
-        actors = [remote(EmbedActor).remote(self.settings) for _ in range(n)]
+        # "auto" is settled here, on the driver: nodes with other CPUs would otherwise pick
+        # other backends, and one index would mix their (slightly different) vectors.
+        backend = resolve_backend(self.settings.embed_backend)
+        settings = self.settings.model_copy(update={"embed_backend": backend})
+        actors = [remote(EmbedActor).remote(settings) for _ in range(n)]
         try:
             infos = ray.get([a.describe.remote() for a in actors], timeout=_ACTOR_START_SECONDS)
         except ray.exceptions.GetTimeoutError:
@@ -213,7 +220,8 @@ class RayIngestor(Ingestor):
         finally:
             self._chunked = {}
             for _, _, (ref, _) in flying:
-                ray.cancel(ref)
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref)
 
     def _next_group(
         self, todo: deque[tuple[Path, str | None]]
