@@ -204,13 +204,14 @@ class RayIngestor(Ingestor):
                     group, raws, size = self._next_group(todo)
                     items = [(str(p), d) for (p, _), d in zip(group, raws, strict=True)]
                     ref = task.remote([i for i in items if isinstance(i[1], bytes)], self.settings)
-                    flying.append((group, size, (ref, raws)))
+                    skips = [r if isinstance(r, SkipFile) else None for r in raws]  # bytes sent
+                    flying.append((group, size, (ref, skips)))
                     sent_bytes += size
-                group, size, (ref, raws) = flying.popleft()
+                group, size, (ref, skips) = flying.popleft()
                 sent_bytes -= size
                 parsed = iter(ray.get(ref))
-                for (path, root), raw in zip(group, raws, strict=True):
-                    result = raw if isinstance(raw, SkipFile) else next(parsed)
+                for (path, root), skip in zip(group, skips, strict=True):
+                    result = skip if skip is not None else next(parsed)
                     self._chunked = {}
                     if isinstance(result, SkipFile):
                         yield path, root, result
