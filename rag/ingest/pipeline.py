@@ -197,6 +197,9 @@ class Ingestor:
                     if len(queued) > 1:
                         self._write(queued.pop(0), writer, report, embedded)
                         if time.monotonic() - last_commit >= self.commit_every:
+                            # Group what this commit publishes: a commit ends the writer's
+                            # session, and with it the list of articles still to be grouped.
+                            writer.regroup(self.settings.duplicate_threshold)
                             writer.commit()
                             last_commit = time.monotonic()
                 if pending:
