@@ -17,7 +17,9 @@ __all__ = [
     "EXIT_FAIL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "ClusterUnavailable",
     "CorruptIndex",
+    "ExtraMissing",
     "Forbidden",
     "IndexBusy",
     "IndexMissing",
@@ -186,6 +188,24 @@ class LLMError(RagError):
     http_status = 502
     title = "The chat model did not answer"
     hint = "Check RAG_LLM and RAG_LLM_BASE_URL, or switch to extractive answers."
+
+
+class ExtraMissing(RagError):
+    """An optional feature whose packages are not installed (Ray for `rag ingest --ray`)."""
+
+    exit_code = EXIT_FAIL
+    http_status = 501
+    title = "An optional package is not installed"
+    hint = "Install the scale-out extra: pip install -e '.[scale]'"
+
+
+class ClusterUnavailable(RagError):
+    """The Ray cluster named by --ray or RAG_RAY_ADDRESS cannot be reached or failed."""
+
+    exit_code = EXIT_FAIL
+    http_status = 503
+    title = "The Ray cluster could not be used"
+    hint = "Check the address (RAG_RAY_ADDRESS, `ray status` on the head node), or ingest locally."
 
 
 @dataclass(frozen=True)

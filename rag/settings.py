@@ -80,11 +80,32 @@ class Settings(BaseSettings):
     keep_comments: bool = Field(
         False, description="Keep reader comment threads of web pages instead of dropping them."
     )
+    commit_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A long ingest commits what it has written every this many seconds, so a crash "
+        "loses at most that much work (0: a commit after every batch).",
+    )
     duplicate_threshold: float = Field(
         0.5,
         ge=0.0,
         le=1.0,
         description="Containment of word shingles above which two articles are versions of one story.",
+    )
+
+    # --- ingesting on a Ray cluster (rag ingest --ray) ---------------------------------------
+    ray_address: str = Field(
+        "",
+        description="Ray cluster for `rag ingest --ray` when no address is given: `auto` joins the "
+        "cluster running on this machine, `HOST:PORT` (a head node's GCS port, 6379 by default) or "
+        "`ray://HOST:10001` joins that one; empty starts a Ray instance on this machine for the run.",
+    )
+    ray_actors: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="Embedding actors of a Ray ingest, each loading the model once and using one "
+        "CPU; 0: one per CPU of the cluster.",
     )
 
     # --- retrieval ---------------------------------------------------------------------------

@@ -78,8 +78,21 @@ class System:
         return with_version_differences(reader, reader.stats())
 
     def ingest(
-        self, paths: Sequence[Path | str], progress: Progress | None = None, sync: bool = True
+        self,
+        paths: Sequence[Path | str],
+        progress: Progress | None = None,
+        sync: bool = True,
+        ray: str | None = None,
     ) -> IngestReport:
+        """Bring the index in line with ``paths``. ``ray``: ingest on a Ray cluster at that address
+        (``""``: RAG_RAY_ADDRESS, whose empty default starts one on this machine); the index comes
+        out the same as without it."""
+        if ray is not None:
+            from rag.ingest.ray_ingest import RayIngestor  # Ray itself loads only here
+
+            return RayIngestor(self.settings, self.embedder, progress, address=ray or None).run(
+                paths, sync=sync
+            )
         from rag.ingest.pipeline import Ingestor  # the loaders and cleaners load when needed
 
         return Ingestor(self.settings, self.embedder, progress).run(paths, sync=sync)

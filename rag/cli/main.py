@@ -59,7 +59,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 def _cmd_ingest(system: Any, args: argparse.Namespace) -> int:
     progress, close = progress_bars()
     try:
-        report = system.ingest(args.paths, progress=progress, sync=not args.no_sync)
+        report = system.ingest(args.paths, progress=progress, sync=not args.no_sync, ray=args.ray)
     finally:
         close()
     if args.json:

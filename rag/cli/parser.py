@@ -86,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     ing = command("ingest", "add files and folders (recursive) to the index")
     ing.add_argument("paths", nargs="+", type=Path)
     ing.add_argument("--no-sync", action="store_true", help="keep sources whose files are gone")
+    ing.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="read, chunk and embed on a Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+        "(default RAG_RAY_ADDRESS; none: a Ray instance on this machine). Needs the scale extra",
+    )
 
     for name, helptext in (
         ("search", "list the best passages (where did we read that?)"),

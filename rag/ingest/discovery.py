@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from rag.errors import InputError, RagError, SkipFile
-from rag.ingest.loaders import SUPPORTED_SUFFIXES, load_file
+from rag.ingest.loaders import SUPPORTED_SUFFIXES, parse_file, read_file_bytes
 from rag.settings import Settings
 from rag.types import Document
 
@@ -47,13 +47,29 @@ def _hidden(f: Path, root: Path) -> bool:
 
 
 def _read(path: Path, settings: Settings) -> list[Document] | SkipFile:
+    data = read_raw(path, settings)
+    return data if isinstance(data, SkipFile) else parse_raw(path, data, settings)
+
+
+def read_raw(path: Path, settings: Settings) -> bytes | SkipFile:
+    """The file's bytes, or why it is skipped (the file-system half of reading a file)."""
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         return SkipFile(f"unsupported file type {path.suffix or '(none)'}")
     if not path.is_file():
         what = "a broken link" if path.is_symlink() and not path.exists() else "a pipe or device"
         return SkipFile(f"not a regular file ({what})")
     try:
-        return load_file(path, settings)
+        return read_file_bytes(path, settings)
+    except SkipFile as e:
+        return e
+    except (OSError, RagError) as e:
+        return SkipFile(f"cannot read: {e}")
+
+
+def parse_raw(path: Path, data: bytes, settings: Settings) -> list[Document] | SkipFile:
+    """The articles in a file's bytes, or why it is skipped (decoding, parsing, cleaning)."""
+    try:
+        return parse_file(path, data, settings)
     except SkipFile as e:
         return e
     except (OSError, RagError) as e:

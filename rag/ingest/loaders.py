@@ -275,6 +275,13 @@ def load_file(path: Path, settings: Settings) -> list[Document]:
     for the ingest summary) for any file that cannot be ingested.
     """
     path = Path(path)
+    return parse_file(path, read_file_bytes(path, settings), settings)
+
+
+def read_file_bytes(path: Path, settings: Settings) -> bytes:
+    """The bytes of a file to ingest, checked for type and size (the half of :func:`load_file`
+    that needs the file system; a Ray ingest does it on the driver and parses on the workers)."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"not a file: {path}")
     suffix = path.suffix.lower()
@@ -291,6 +298,15 @@ def load_file(path: Path, settings: Settings) -> list[Document]:
         raise SkipFile(f"cannot read file: {e.strerror or e}") from None
     if len(data) > limit:
         raise SkipFile(_too_big(len(data), settings))
+    return data
+
+
+def parse_file(path: Path, data: bytes, settings: Settings) -> list[Document]:
+    """The articles in ``data``, the bytes of the file ``path`` (named by its suffix; sources are
+    named by its path). Raises :class:`SkipFile` when nothing can be ingested from it."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise SkipFile(f"unsupported file type {suffix or '(no extension)'!r}")
     if not data.strip():
         raise SkipFile("empty file")
     try:

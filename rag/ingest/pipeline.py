@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -24,10 +24,22 @@ from rag.types import Article, Chunk, Document, content_hash
 
 # (stage, done, total): stages are "read" (files) and "embed" (passages).
 Progress = Callable[[str, int, int], None]
-_COMMIT_EVERY_SECONDS = (
-    60.0  # long ingests commit along the way, so a crash loses at most this much
-)
 _PROGRESS_SECONDS = 0.2  # how often embedding progress is reported while waiting for the worker
+
+
+# What the reading stage yields: (file, root folder, its documents or why it was skipped).
+Reading = Generator[tuple[Path, str | None, list[Document] | SkipFile], None, None]
+
+
+def chunk_passages(article_id: str, doc: Document, settings: Settings) -> list[Chunk]:
+    """The passages of an article, as every ingest (local or Ray) cuts them."""
+    return chunk_article(
+        article_id,
+        doc.text,
+        chunk_chars=settings.chunk_chars,
+        overlap_sentences=settings.chunk_overlap_sentences,
+        paragraph_fill=settings.chunk_paragraph_fill,
+    )
 
 
 def embedding_text(title: str, passage: str) -> str:
@@ -85,13 +97,16 @@ class Ingestor:
         settings: Settings,
         embedder: Embedder,
         progress: Progress | None = None,
-        commit_every: float = _COMMIT_EVERY_SECONDS,
+        commit_every: float | None = None,
         flush_passages: int | None = None,
     ) -> None:
-        """``commit_every``: seconds between intermediate commits of a long ingest (0: after every
-        batch; crash tests use that to put many commits in a small ingest). ``flush_passages``:
+        """``commit_every``: seconds between intermediate commits of a long ingest (default
+        RAG_COMMIT_SECONDS; 0: after every batch, which crash tests use to put many commits in a
+        small ingest). ``flush_passages``:
         passages planned before they go to the embedding worker as one batch (default 16 embedding
         batches: large enough that the worker rarely waits, small enough to commit often)."""
+        if commit_every is None:
+            commit_every = settings.commit_seconds
         if commit_every < 0:
             raise ValueError(f"commit_every must be >= 0, not {commit_every}")
         if flush_passages is not None and flush_passages < 1:
@@ -151,7 +166,7 @@ class Ingestor:
         queued: list[_Batch] = []  # submitted, not yet written: at most two, oldest first
         submitted = 0
         first_batch = max(1, self.settings.embed_batch_size)
-        reading = prefetch(files, self.settings)
+        reading = self._reading(files)
         # closing(): after an error the reader stops at once, not when the frame is freed.
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-embed") as pool,
@@ -182,6 +197,9 @@ class Ingestor:
                     if len(queued) > 1:
                         self._write(queued.pop(0), writer, report, embedded)
                         if time.monotonic() - last_commit >= self.commit_every:
+                            # Group what this commit publishes: a commit ends the writer's
+                            # session, and with it the list of articles still to be grouped.
+                            writer.regroup(self.settings.duplicate_threshold)
                             writer.commit()
                             last_commit = time.monotonic()
                 if pending:
@@ -229,16 +247,18 @@ class Ingestor:
         )
         if copy:
             return _Pending(article, doc, doc.source, root, [], [], [], old is not None, copy=True)
-        chunks = chunk_article(
-            article_id,
-            doc.text,
-            chunk_chars=self.settings.chunk_chars,
-            overlap_sentences=self.settings.chunk_overlap_sentences,
-            paragraph_fill=self.settings.chunk_paragraph_fill,
-        )
+        chunks = self._chunks(article_id, doc)
         texts = [embedding_text(doc.title, c.text) for c in chunks]
         hashes = [content_hash(t) for t in texts]
         return _Pending(article, doc, doc.source, root, chunks, texts, hashes, old is not None)
+
+    def _reading(self, files: Sequence[tuple[Path, str | None]]) -> Reading:
+        """Each file loaded and cleaned, in file order (a Ray ingest reads on the cluster)."""
+        return prefetch(files, self.settings)
+
+    def _chunks(self, article_id: str, doc: Document) -> list[Chunk]:
+        """The passages of a new article (a Ray ingest has them chunked with the reading)."""
+        return chunk_passages(article_id, doc, self.settings)
 
     def _submit(
         self,
