@@ -168,3 +168,25 @@ def test_segments_without_their_rows_file_are_damage(tmp_path: Path) -> None:
     with pytest.raises(CorruptIndex, match="rows.sqlite is missing"):
         LocalStore(index).reader()
     assert "rows.sqlite is missing" in LocalStore(index).check()[0]
+
+
+def test_a_first_ingest_that_dies_while_making_the_rows_file_leaves_no_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between creating rows.sqlite and its tables, the first ingest must leave "no index
+    yet", not a rows file without tables that every later command calls damaged."""
+    import rag.store.rows as rows
+
+    folder = tmp_path / "articles"
+    write_articles(folder, 3, seed=SEED)
+    index = tmp_path / "index"
+    real = rows.SCHEMA
+    monkeypatch.setattr(rows, "SCHEMA", "CREATE TABLE meta (")  # dies inside the schema
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the half-made schema raises
+        Ingestor(_settings(index), HashEmbedder()).run([folder])
+    monkeypatch.setattr(rows, "SCHEMA", real)
+    store = LocalStore(index)
+    assert not store.exists()  # no index yet: no CorruptIndex
+    report = Ingestor(_settings(index), HashEmbedder()).run([folder])
+    assert "3 added" in report.summary()
+    assert store.check() == [] and not list(index.glob(".rows.sqlite.*"))

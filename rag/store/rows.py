@@ -11,12 +11,15 @@ many commits land meanwhile, and never blocks the writer.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rag.errors import CorruptIndex
+from rag.store.folder import fsync_dir, fsync_file
 from rag.types import Article, PageSpan
 
 __all__ = ["ARTICLE_COLUMNS", "FORMAT", "SCHEMA", "article_from_row", "open_reader",
@@ -70,9 +73,26 @@ def _connect(path: Path, uri: str) -> sqlite3.Connection:
     return db
 
 
+def _create(path: Path) -> None:
+    """A new rows file with its schema, put in place whole: a process killed while making it
+    leaves a stray temporary file (collected later), never a rows file without tables."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")  # recorded in the file: readers never block a writer
+        db.executescript(SCHEMA)
+    finally:
+        db.close()
+    fsync_file(tmp)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def open_writer(path: Path) -> sqlite3.Connection:
     """The writer's connection (creating the file and schema if needed), in WAL mode and syncing
-    every commit."""
+    every commit. Call it holding the writer lock."""
+    if not path.exists():
+        _create(path)
     db = _connect(path, f"file:{path}")
     try:
         db.execute("PRAGMA journal_mode=WAL")
