@@ -140,10 +140,29 @@ class LocalReader:
         view.articles[article_id] = article
         return article
 
+    def _load_articles(self, article_ids: set[str]) -> None:
+        """Articles not cached yet, in one query (a search's hits come from a dozen articles)."""
+        view = self._view
+        missing = [a for a in article_ids if a not in view.articles]
+        if not missing:
+            return
+        if len(view.articles) + len(missing) > 2048:
+            view.articles.clear()
+        for lo in range(0, len(missing), 900):
+            part = missing[lo : lo + 900]
+            found = view.query(
+                f"SELECT {rows.ARTICLE_COLUMNS} FROM articles "
+                f"WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for r in found:
+                view.articles[r["id"]] = rows.article_from_row(r)
+
     def passages(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
         view = self._view
         with view.lock:
             found = rows.chunks_in(view.db, ids, 'pid, id, article_id, ordinal, start, "end"')
+        self._load_articles({r["article_id"] for r in found})
         out: dict[int, tuple[Chunk, Article]] = {}
         for r in found:
             try:
