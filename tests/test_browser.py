@@ -205,7 +205,7 @@ def test_polish_toolbar_focus_and_phone_modes(
             assert not [e for e in driver.find_elements(By.XPATH, "//*[text()='Deploy']")
                         if e.is_displayed()]  # fmt: skip
             assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid=stMainMenu]")
-            phone = driver.find_element(By.CSS_SELECTOR, ".st-key-phone-modes")
+            phone = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".st-key-phone-modes"))
             assert not phone.is_displayed()  # the sidebar has the modes on a wide screen
         with shot.chrome(tmp_path / "phone", width=390, height=844) as driver:
             driver.get(url)
@@ -218,7 +218,16 @@ def test_polish_toolbar_focus_and_phone_modes(
                 " return r.right <= 1 || r.width === 0 || r.left >= window.innerWidth;"
             )
             assert driver.execute_script(folded, sidebar)  # the sidebar starts folded away
-            phone.find_element(By.XPATH, ".//label[.//p[normalize-space()='Search']]").click()
+            # The container can show before its radio options are drawn: wait for the option.
+            option = wait.until(
+                lambda d: d.find_element(
+                    By.XPATH,
+                    "//*[contains(@class, 'st-key-phone-modes')]"
+                    "//label[.//p[normalize-space()='Search']]",
+                )
+            )
+            wait.until(lambda _: option.is_displayed())
+            option.click()
             search = wait.until(
                 lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Search the articles']")
             )
