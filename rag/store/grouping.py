@@ -12,14 +12,17 @@ Any store can use :func:`regroup` by answering the few questions of :class:`Grou
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Protocol
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from rag.text.minhash import Sketch, band_keys, candidate_pairs, components, sketch_texts, versions
 
-__all__ = ["GroupRows", "regroup"]
+if TYPE_CHECKING:
+    from rag.store.base import NewArticle
+
+__all__ = ["GroupRows", "regroup", "sketched"]
 
 
 class GroupRows(Protocol):
@@ -126,3 +129,19 @@ def regroup(
             if was.get(a) != name:
                 changes[a] = name
     rows.set_groups(changes, sizes, old_groups - set(sizes))
+
+
+def sketched(items: Sequence[NewArticle]) -> tuple[list[Sketch], dict[int, np.ndarray]]:
+    """Each new article's sketch (made here when ingest did not make it) and, by position, the
+    band keys of those with shingles; first checks that each article's parts align."""
+    for item in items:
+        n = len(item.chunks)
+        if not (n == len(item.vectors) == len(item.embed_hashes) == len(item.lexical_texts)):
+            raise ValueError("chunks, vectors, embed_hashes and lexical_texts must align")
+    missing = [i for i, item in enumerate(items) if item.sketch is None]
+    made = dict(zip(missing, sketch_texts([items[i].article.text for i in missing]), strict=True))
+    sketches = [made[i] if item.sketch is None else item.sketch for i, item in enumerate(items)]
+    usable = [i for i, s in enumerate(sketches) if len(s.shingles)]
+    signatures = [sketches[i].signature for i in usable]
+    keys = dict(zip(usable, band_keys(np.stack(signatures)) if usable else [], strict=True))
+    return sketches, keys

@@ -33,7 +33,7 @@ from rag.store.segment import (
 )
 from rag.store.vectors import VectorPolicy, maybe_upgrade, new_index, reconstruct_many
 from rag.store.view import check_model
-from rag.text.minhash import Sketch, band_keys, sketch_texts
+from rag.text.minhash import Sketch
 from rag.text.tokens import tokenize
 
 
@@ -190,18 +190,7 @@ class LocalWriter:
     # --- changes ------------------------------------------------------------------------------
     def add_articles(self, items: Sequence[NewArticle]) -> None:
         """Insert articles with their passages; vectors and BM25 terms go to the new segment."""
-        for item in items:
-            n = len(item.chunks)
-            if not (n == len(item.vectors) == len(item.embed_hashes) == len(item.lexical_texts)):
-                raise ValueError("chunks, vectors, embed_hashes and lexical_texts must align")
-        missing = [i for i, item in enumerate(items) if item.sketch is None]
-        made = dict(
-            zip(missing, sketch_texts([items[i].article.text for i in missing]), strict=True)
-        )
-        sketches: list[Sketch] = [made.get(i, item.sketch) for i, item in enumerate(items)]  # type: ignore[misc]
-        usable = [i for i, s in enumerate(sketches) if len(s.shingles)]
-        signatures = [sketches[i].signature for i in usable]
-        keys = dict(zip(usable, band_keys(np.stack(signatures)) if usable else [], strict=True))
+        sketches, keys = grouping.sketched(items)
         now = time.time()
         lsh: list[tuple[int, int | None]] = []
         chunk_rows: list[tuple[object, ...]] = []

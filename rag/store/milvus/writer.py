@@ -25,7 +25,7 @@ from rag.store.milvus import rows
 from rag.store.milvus.connect import LIVE, Names
 from rag.store.milvus.groups import SessionGroups
 from rag.store.milvus.reader import read_state
-from rag.text.minhash import Sketch, band_keys, sketch_texts
+from rag.text.minhash import Sketch
 
 __all__ = ["MilvusWriter", "roll_back"]
 
@@ -172,18 +172,7 @@ class MilvusWriter:
             self.client.upsert(collection, older[i : i + _BATCH])
 
     def add_articles(self, items: Sequence[NewArticle]) -> None:
-        for item in items:
-            n = len(item.chunks)
-            if not (n == len(item.vectors) == len(item.embed_hashes) == len(item.lexical_texts)):
-                raise ValueError("chunks, vectors, embed_hashes and lexical_texts must align")
-        missing = [i for i, it in enumerate(items) if it.sketch is None]
-        made = dict(
-            zip(missing, sketch_texts([items[i].article.text for i in missing]), strict=True)
-        )
-        sketches: list[Sketch] = [made.get(i, it.sketch) for i, it in enumerate(items)]  # type: ignore[misc]
-        usable = [i for i, s in enumerate(sketches) if len(s.shingles)]
-        keys = dict(zip(usable, band_keys(np.stack([sketches[i].signature for i in usable]))
-                        if usable else [], strict=True))  # fmt: skip
+        sketches, keys = grouping.sketched(items)
         passages, articles = [], []
         pid = int(self.work["next_pid"])
         for i, item in enumerate(items):
