@@ -11,20 +11,21 @@ Every backend passes the contract suite in ``tests/store_contract.py``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from rag.errors import CorruptIndex
 from rag.types import Article, Chunk, Filters
 
 if TYPE_CHECKING:
     from rag.settings import Settings
     from rag.text.minhash import Sketch
 
-__all__ = ["NewArticle", "Store", "StoreReader", "StoreWriter", "open_store"]
+__all__ = ["NewArticle", "Store", "StoreReader", "StoreWriter", "open_store", "passages_of"]
 
 # (passage id, score), best first: cosine for dense search, BM25 for lexical search.
 ScoredIds = list[tuple[int, float]]
@@ -199,3 +200,22 @@ def open_store(settings: Settings) -> Store:
 
         return MilvusStore.from_settings(settings)
     raise ValueError(f"unknown store {settings.store!r}")  # Settings validates it first
+
+
+def passages_of(
+    found: Iterable[tuple[int, str, str, int, int, int]], article: Callable[[str], Article]
+) -> dict[int, tuple[Chunk, Article]]:
+    """Passage id -> (Chunk, Article) from stored (pid, chunk id, article id, ordinal, start, end):
+    the text is the article's slice, and a passage whose article is missing is damage."""
+    out: dict[int, tuple[Chunk, Article]] = {}
+    for pid, chunk_id, article_id, ordinal, start, end in found:
+        try:
+            a = article(article_id)
+        except KeyError:
+            raise CorruptIndex(f"passage {pid} belongs to no article; run rag check") from None
+        start, end = int(start), int(end)
+        out[int(pid)] = (
+            Chunk(chunk_id, article_id, int(ordinal), start, end, a.text[start:end]),
+            a,
+        )
+    return out

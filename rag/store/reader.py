@@ -12,6 +12,7 @@ import numpy as np
 
 from rag.errors import CorruptIndex, IndexMissing
 from rag.store import rows
+from rag.store.base import passages_of
 from rag.store.folder import IndexFolder
 from rag.store.segment import Segment
 from rag.store.view import View
@@ -125,20 +126,11 @@ class LocalReader:
 
     # --- rows ---------------------------------------------------------------------------------
     def article(self, article_id: str) -> Article:
-        view = self._view
-        cached = view.articles.get(article_id)
-        if cached is not None:
-            return cached
-        found = view.query(
-            f"SELECT {rows.ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)
-        )
-        if not found:
+        self._load_articles({article_id})
+        found = self._view.articles.get(article_id)
+        if found is None:
             raise KeyError(article_id)
-        article = rows.article_from_row(found[0])
-        if len(view.articles) > 2048:
-            view.articles.clear()
-        view.articles[article_id] = article
-        return article
+        return found
 
     def _load_articles(self, article_ids: set[str]) -> None:
         """Articles not cached yet, in one query (a search's hits come from a dozen articles)."""
@@ -146,41 +138,26 @@ class LocalReader:
         missing = [a for a in article_ids if a not in view.articles]
         if not missing:
             return
-        if len(view.articles) + len(missing) > 2048:
+        found = view.query_in(f"SELECT {rows.ARTICLE_COLUMNS} FROM articles", "id", missing)
+        if len(view.articles) + len(found) > 2048:
             view.articles.clear()
-        for lo in range(0, len(missing), 900):
-            part = missing[lo : lo + 900]
-            found = view.query(
-                f"SELECT {rows.ARTICLE_COLUMNS} FROM articles "
-                f"WHERE id IN ({','.join('?' * len(part))})",
-                part,
-            )
-            for r in found:
-                view.articles[r["id"]] = rows.article_from_row(r)
+        for r in found:
+            view.articles[r["id"]] = rows.article_from_row(r)
 
     def passages(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
-        view = self._view
-        with view.lock:
-            found = rows.chunks_in(view.db, ids, 'pid, id, article_id, ordinal, start, "end"')
+        found = self._view.query_in(
+            'SELECT pid, id, article_id, ordinal, start, "end" FROM chunks',
+            "pid",
+            [int(p) for p in ids],
+        )
         self._load_articles({r["article_id"] for r in found})
-        out: dict[int, tuple[Chunk, Article]] = {}
-        for r in found:
-            try:
-                article = self.article(r["article_id"])
-            except KeyError:
-                raise CorruptIndex(
-                    f"passage {r['pid']} belongs to no article; run rag check"
-                ) from None
-            chunk = Chunk(
-                id=r["id"],
-                article_id=r["article_id"],
-                ordinal=r["ordinal"],
-                start=r["start"],
-                end=r["end"],
-                text=article.text[r["start"] : r["end"]],
-            )
-            out[int(r["pid"])] = (chunk, article)
-        return out
+        return passages_of(
+            (
+                (r["pid"], r["id"], r["article_id"], r["ordinal"], r["start"], r["end"])
+                for r in found
+            ),
+            self.article,
+        )
 
     def passage_ids(self, article_id: str) -> list[int]:
         found = self._view.query(

@@ -181,13 +181,3 @@ def article_from_row(row: sqlite3.Row) -> Article:
         group_id=row["group_id"],
         pages=pages_of(row["pages"]),
     )
-
-
-def chunks_in(db: sqlite3.Connection, pids: Sequence[int], columns: str) -> list[sqlite3.Row]:
-    """Rows of ``chunks`` for these passage ids (in batches below SQLite's variable limit)."""
-    out: list[sqlite3.Row] = []
-    for lo in range(0, len(pids), 900):
-        part = [int(p) for p in pids[lo : lo + 900]]
-        marks = ",".join("?" * len(part))
-        out += db.execute(f"SELECT {columns} FROM chunks WHERE pid IN ({marks})", part).fetchall()
-    return out

@@ -27,6 +27,8 @@ from rag.store.vectors import search as vector_search
 from rag.text.tokens import tokenize
 from rag.types import Article, Filters
 
+_MAX_VARIABLES = 900  # per statement; SQLite's limit is 999 in older builds
+
 __all__ = ["SegmentState", "View", "check_model"]
 
 
@@ -152,6 +154,14 @@ class View:
                 return self.db.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as e:
                 raise CorruptIndex(f"metadata is unreadable ({e})") from e
+
+    def query_in(self, select: str, column: str, values: Sequence[Any]) -> list[sqlite3.Row]:
+        """Rows of ``select ... WHERE column IN values``, in batches below SQLite's variable limit."""
+        out: list[sqlite3.Row] = []
+        for lo in range(0, len(values), _MAX_VARIABLES):
+            part = list(values[lo : lo + _MAX_VARIABLES])
+            out += self.query(f"{select} WHERE {column} IN ({','.join('?' * len(part))})", part)
+        return out
 
     @property
     def passages(self) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import CorruptIndex, IndexMissing, ModelMismatch
+from rag.store.base import passages_of
 from rag.store.lexical import TUNED_B, TUNED_K1
 from rag.store.milvus import rows
 from rag.store.milvus.connect import Names
@@ -270,19 +271,11 @@ class MilvusReader:
 
     def passages(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
         found = self._by_pid(ids, ["pid", "chunk_id", "article_id", "ordinal", "start", "end"])
-        out: dict[int, tuple[Chunk, Article]] = {}
-        for r in found:
-            try:
-                article = self.article(r["article_id"])
-            except KeyError:
-                raise CorruptIndex(
-                    f"passage {r['pid']} belongs to no article; run rag check"
-                ) from None
-            start, end = int(r["start"]), int(r["end"])
-            chunk = Chunk(r["chunk_id"], r["article_id"], int(r["ordinal"]), start, end,
-                          article.text[start:end])  # fmt: skip
-            out[int(r["pid"])] = (chunk, article)
-        return out
+        return passages_of(
+            ((r["pid"], r["chunk_id"], r["article_id"], r["ordinal"], r["start"], r["end"])
+             for r in found),
+            self.article,
+        )  # fmt: skip
 
     def passage_ids(self, article_id: str) -> list[int]:
         found = rows.query_all(
