@@ -13,10 +13,13 @@ import pytest
 pytestmark = pytest.mark.usefixtures("processes", "real_model")  # each command is a process
 
 
-def rag(*args: str, index: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def rag(
+    *args: str, index: Path, cwd: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(index)}
     return subprocess.run(
         [sys.executable, "-m", "rag", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=env,

@@ -9,16 +9,14 @@ again.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rag.retrieval.followup import condense_question, looks_like_followup
 from rag.retrieval.references import has_reference, resolve_references
+from tests.test_cli import rag
 
 CHAT_ARTICLES = Path(__file__).resolve().parent / "fixtures" / "chat"
 TREVINO = (
@@ -97,18 +95,6 @@ def check_turns(first: dict, second: dict, named: str, answer_word: str) -> None
     assert answer_word in second["citations"][0]["quote"], second["answer"]
     if answer_word not in first["answer"]:
         assert second["answer"] != first["answer"]  # not the first answer again
-
-
-def rag(*args: str, index: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(index)}
-    return subprocess.run(
-        [sys.executable, "-m", "rag", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
