@@ -171,6 +171,10 @@ class System:
         vecs = self.embedder.embed([sentence, *spans])
         return [float(x) for x in vecs[1:] @ vecs[0]]
 
+    def answer_mode(self, mode: str | None = None) -> str:
+        """The answer mode a request gets: the one it asks for, else the settings' default."""
+        return mode or ("llm" if self.settings.llm else "extractive")
+
     def ask(
         self,
         question: str,
@@ -198,7 +202,7 @@ class System:
         standalone question before retrieval. ``mode`` is "extractive", "llm" or None (the setting).
         """
         q = clean_question(question, self.settings)
-        mode = mode or ("llm" if self.settings.llm else "extractive")
+        mode = self.answer_mode(mode)
         if mode not in ("extractive", "llm"):
             raise ValueError(f"mode must be 'extractive' or 'llm', not {mode!r}")
         chat = self.chat_model() if mode == "llm" else None

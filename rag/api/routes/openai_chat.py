@@ -50,7 +50,7 @@ def chat_completions(body: ChatIn, request: Request, caller: Reader) -> Any:
     mode = oa.mode_for(body.model, settings)
     question, history = oa.conversation(body.messages)
     check_question(question, state)
-    if (mode or ("llm" if settings.llm else "extractive")) == "extractive":
+    if state.system.answer_mode(mode) == "extractive":
         # The client sends back what was typed: each earlier turn is made standalone in order,
         # so a chain of follow-ups keeps its subject (a chat model reads the turns as they are).
         history = standalone_history(history)
