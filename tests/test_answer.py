@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer.abstention import ABSTENTION
-from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.extractive import ExtractiveAnswerer, head_terms
 from rag.answer.kinds import answer_kind
 from rag.settings import Settings
 from rag.types import Article, Chunk, Hit, content_hash
@@ -114,6 +114,13 @@ def test_repeated_sentences_are_quoted_once() -> None:
         ("What is the name of the film that won?", "work"),
         ("Why did they meet?", "other"),
         ("What did the council decide?", "other"),
+        # plural heads, heads after a count, other kinds of names
+        ("What three stadiums were considered?", "place"),
+        ("What prize did she win?", "name"),
+        ("What does AFC stand for?", "name"),
+        ("What radio station carried the game?", "organisation"),
+        # a sort of thing is not a name
+        ("What type of unions does the church ban?", "other"),
     ],
 )
 def test_answer_kind(question: str, kind: str) -> None:
@@ -252,6 +259,7 @@ def _short(question: str, text: str) -> str | None:
         (0, len(text)),
         set(tokenize(question)),
         counted_terms=counted_terms(question),
+        head_terms=head_terms(question),
     )
     return None if span is None else text[span[0] : span[1]]
 
@@ -337,3 +345,26 @@ def test_a_refusal_under_filters_names_them() -> None:
     )
     unfiltered = abstain("q", hits, (KEY_TERMS_MISSING,))
     assert under_filters(unfiltered, Filters()) is unfiltered
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "expected"),
+    [
+        # the noun asked by ("prize") belongs to the answer, not to the question's own words
+        (
+            "What prize did Ada Brandt win?",
+            "Ada Brandt won the Nobel Prize in 1998, the Royal Society said.",
+            "Nobel Prize",
+        ),
+        # the name that holds the noun asked by wins over a nearer name
+        (
+            "What festival does the brewery run in April?",
+            "Each April the brewery runs the Harbour Beer Festival with Alder Brewing.",
+            "Harbour Beer Festival",
+        ),
+    ],
+)
+def test_short_answer_is_the_name_that_holds_the_noun_asked_by(
+    question: str, text: str, expected: str
+) -> None:
+    assert _short(question, text) == expected

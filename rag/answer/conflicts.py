@@ -55,6 +55,7 @@ _VALUE_KINDS: dict[str, frozenset[str]] = {
     "organisation": _NAMES,
     "place": _NAMES,
     "work": _NAMES,
+    "name": _NAMES,
 }
 # Fact kinds (rag/text/versions.py) of a differing word with no entity around it.
 _FACT_KINDS: dict[str, frozenset[str]] = {
@@ -64,6 +65,7 @@ _FACT_KINDS: dict[str, frozenset[str]] = {
     "organisation": frozenset({"name"}),
     "place": frozenset({"name"}),
     "work": frozenset({"name"}),
+    "name": frozenset({"name"}),
 }
 
 

@@ -29,7 +29,7 @@ from rag.answer.context import (
 )
 from rag.answer.disagreement import quote_counterparts, state_conflicts
 from rag.answer.entities import find_entities
-from rag.answer.kinds import answer_kind
+from rag.answer.kinds import answer_kind, asked_head
 from rag.answer.short import EntityFinder, counted_terms, kind_match, new_entities, short_answer
 from rag.embedder import Embedder
 from rag.settings import Settings
@@ -144,6 +144,7 @@ class ExtractiveAnswerer:
         kind = answer_kind(question)
         q_tokens = tokenize(question)
         q_terms = set(q_tokens)
+        entity_terms = q_terms - head_terms(question)
         q_pairs = _pairs(q_tokens)
         out = []
         for (i, start, end), text, cos in zip(spans, texts, cosines, strict=True):
@@ -157,7 +158,7 @@ class ExtractiveAnswerer:
                 near = found | set(tokenize(doc.text[before[0] : before[1]]))
                 context = weighted_share(weights, near) - overlap
             match = (
-                kind_match(kind, new_entities(text, q_terms, self.entities))
+                kind_match(kind, new_entities(text, entity_terms, self.entities))
                 if kind != "other"
                 else 0.0
             )
@@ -306,6 +307,7 @@ class ExtractiveAnswerer:
             self.entities,
             year_only=bool(re.search(r"\b(?:what|which) year\b", question, re.IGNORECASE)),
             counted_terms=counted_terms(question),
+            head_terms=head_terms(question),
         )
         return None if span is None else (top.start + span[0], top.start + span[1])
 
@@ -381,3 +383,9 @@ def compose(
         closest=tuple(hits),
         sentences=tuple(sentences),
     )
+
+
+def head_terms(question: str) -> frozenset[str]:
+    """The terms of the noun a "what/which" question names its answer by ("What prize ...")."""
+    head = asked_head(question)
+    return frozenset(tokenize(head)) if head else frozenset()

@@ -26,6 +26,7 @@ _WEAK = {
     "organisation": {"name", "person", "place"},
     "place": {"name", "organisation"},
     "work": {"name", "person", "place", "organisation"},
+    "name": {"person", "place", "organisation", "work"},
     "date": set(),
     "number": set(),
     "other": set(),
@@ -63,6 +64,7 @@ def short_answer(
     finder: EntityFinder = find_entities,
     year_only: bool = False,
     counted_terms: frozenset[str] = frozenset(),
+    head_terms: frozenset[str] = frozenset(),
 ) -> tuple[int, int] | None:
     """The span of ``text`` that answers a question of ``kind``, or None.
 
@@ -70,12 +72,14 @@ def short_answer(
     widened quote): an entity there wins over one in the context; among them, a sure kind over a
     possible one, then the one nearest to a word of the question. ``counted_terms`` is what a
     "how many" question counts: a number followed by it wins ("seven turnovers"), and a unit the
-    question names is left out ("3,837" for "How many yards"). A name that stands in a list of
-    names ("Thomas Edison and Nikola Tesla") answers with the whole list.
+    question names is left out ("3,837" for "How many yards"). ``head_terms`` is the noun the
+    question names its answer by ("What festival ..."): a name that holds it ("the Newcastle Beer
+    Festival") wins, and it does not count as a word of the question. A name that stands in a
+    list of names ("Thomas Edison and Nikola Tesla") answers with the whole list.
     """
     if kind == "other":
         return None
-    entities = new_entities(text, question_terms, finder)
+    entities = new_entities(text, question_terms - head_terms, finder)
     if not entities:
         return None
     words = _words(text)
@@ -93,10 +97,11 @@ def short_answer(
         and refers_back(text[focus[0] : focus[1]])
     )
 
-    def rank(e: Entity) -> tuple[int, int, int, int]:
+    def rank(e: Entity) -> tuple[int, int, int, int, int]:
         inside = 0 if focus[0] <= e.start < focus[1] else 1
         if widened:
             inside = 1 - inside
+        named = 0 if head_terms and head_terms & set(tokenize(e.text)) else 1
         sure = 0 if e.kind == kind else 1 if e.kind in _WEAK[kind] else 2
         first = next((n for n, (i, _) in enumerate(words) if i >= e.start), len(words))
         last = next((n for n, (i, _) in enumerate(words) if i >= e.end), len(words))
@@ -104,7 +109,7 @@ def short_answer(
         # Question words close around it: the answer sits where the question's words are.
         density = sum(1 for a in outside if a >= first - _WINDOW and a < last + _WINDOW)
         near = min((first - a if a < first else a - last + 1 for a in outside), default=99)
-        return (inside, sure, -density, near)
+        return (inside, named, sure, -density, near)
 
     if kind == "number":
         entities = [e for e in entities if not _ONE_OF.match(text, e.start)] or entities
@@ -112,11 +117,11 @@ def short_answer(
         if counted:  # "How many yards ...": a number of yards, not the first number near
             entities = counted
     best = min(entities, key=rank)
-    if rank(best)[1] == 2:
+    if rank(best)[2] == 2:
         return None
     if kind == "number":
         return best.start, _without_asked_unit(text, best, question_terms)
-    if kind in ("person", "organisation", "place"):
+    if kind in ("person", "organisation", "place", "name"):
         return _listed(text, best, entities, kind)
     if year_only:  # "What year ...": the year of "26 March 2005"
         m = _YEAR.search(best.text)
