@@ -248,6 +248,12 @@ def test_entities() -> None:
     assert ("6.4 nanometers", "number") in found
 
 
+def test_initials_keep_their_period_and_a_sentence_end_is_dropped() -> None:
+    names = [e.text for e in find_entities("Bases south of the U.S. outposts face Nogales.")]
+    assert names == ["U.S.", "Nogales"]
+    assert [e.text for e in find_entities("He moved to the U.S.")] == ["U.S."]
+
+
 from rag.answer.short import counted_terms, short_answer  # noqa: E402
 from rag.text.tokens import tokenize  # noqa: E402
 

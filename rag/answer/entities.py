@@ -115,6 +115,7 @@ _EVENT_CUES = frozenset(
 _PLACE_BEFORE = re.compile(
     r"\b(?:in|at|from|near|to|into|across|outside|inside|throughout|towards?|via|between|of)\s+$"
 )
+_INITIALS = re.compile(r"(?:^|\s)(?:[A-Z]\.){2,}$")  # "U.S.", "Washington, D.C."
 _QUOTED = re.compile(r"[\"“]([^\"“”]{2,80})[\"”]")
 
 
@@ -165,7 +166,9 @@ def find_entities(text: str) -> list[Entity]:
         add(m.start(), end, "number")
     for m in _NAME.finditer(text):
         start, end = m.start(), m.end()
-        name = text[start:end].rstrip(".")  # a sentence's last period is not part of the name
+        name = text[start:end]
+        if not _INITIALS.search(name):  # "U.S." keeps its period; a sentence's last one is not
+            name = name.rstrip(".")  # part of the name
         end = start + len(name)
         words = name.split()
         # Drop capitalised function words ("The", "In", "He") that open the name.
