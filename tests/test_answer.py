@@ -6,7 +6,7 @@ import pytest
 
 from rag.answer.abstention import ABSTENTION
 from rag.answer.extractive import ExtractiveAnswerer, head_terms
-from rag.answer.kinds import answer_kind
+from rag.answer.kinds import answer_kind, asks_what_called
 from rag.settings import Settings
 from rag.types import Article, Chunk, Hit, content_hash
 from tests.conftest import HashEmbedder
@@ -121,6 +121,8 @@ def test_repeated_sentences_are_quoted_once() -> None:
         ("What radio station carried the game?", "organisation"),
         # a sort of thing is not a name
         ("What type of unions does the church ban?", "other"),
+        ("What is the dialect of the city known as?", "name"),
+        ("Why is the tower known as the Needle?", "other"),
     ],
 )
 def test_answer_kind(question: str, kind: str) -> None:
@@ -266,6 +268,7 @@ def _short(question: str, text: str) -> str | None:
         set(tokenize(question)),
         counted_terms=counted_terms(question),
         head_terms=head_terms(question),
+        called=asks_what_called(question),
     )
     return None if span is None else text[span[0] : span[1]]
 
@@ -374,3 +377,11 @@ def test_short_answer_is_the_name_that_holds_the_noun_asked_by(
     question: str, text: str, expected: str
 ) -> None:
     assert _short(question, text) == expected
+
+
+def test_asked_what_it_is_called_the_answer_is_the_name_given_after_called() -> None:
+    question = "What is the dialect of the city known as?"
+    said = "Harold Pike says the city's dialect, known as Geordie, came from its miners."
+    assert _short(question, said) == "Geordie"
+    # a name that is not given as what it is called answers nothing
+    assert _short(question, "Harold Pike studied the city's dialect for the BBC.") is None

@@ -29,7 +29,7 @@ from rag.answer.context import (
 )
 from rag.answer.disagreement import quote_counterparts, state_conflicts
 from rag.answer.entities import find_entities
-from rag.answer.kinds import answer_kind, asked_head
+from rag.answer.kinds import answer_kind, asked_head, asks_what_called
 from rag.answer.short import EntityFinder, counted_terms, kind_match, new_entities, short_answer
 from rag.embedder import Embedder
 from rag.settings import Settings
@@ -308,6 +308,7 @@ class ExtractiveAnswerer:
             year_only=bool(re.search(r"\b(?:what|which) year\b", question, re.IGNORECASE)),
             counted_terms=counted_terms(question),
             head_terms=head_terms(question),
+            called=asks_what_called(question),
         )
         return None if span is None else (top.start + span[0], top.start + span[1])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["KINDS", "answer_kind", "asked_head"]
+__all__ = ["KINDS", "answer_kind", "asked_head", "asks_what_called"]
 
 KINDS = ("person", "organisation", "place", "date", "number", "work", "name", "other")
 
@@ -112,6 +112,14 @@ def asked_head(question: str) -> str | None:
     return found[1] if found else None
 
 
+_CALLED = re.compile(r"\b(?:called|known as|named|nicknamed)\s*\?*\s*$", re.IGNORECASE)
+
+
+def asks_what_called(question: str) -> bool:
+    """Whether the question asks what something is called ("... known as?", "... named?")."""
+    return bool(_CALLED.search(question)) and not re.match(r"\s*(?:why|how)\b", question, re.I)
+
+
 def answer_kind(question: str) -> str:
     """The expected answer type of ``question``: one of :data:`KINDS`."""
     q = " ".join(question.lower().replace("’", "'").split())
@@ -130,6 +138,8 @@ def answer_kind(question: str) -> str:
         return "number"
     if re.search(r"\bstand for\b|\bshort for\b|\babbreviation\b", q):
         return "name"  # "What does AFC stand for?": American Football Conference
+    if asks_what_called(q):
+        return "name"  # "What is the dialect of Newcastle known as?": Geordie
     asked = _asked(q)
     head = asked[0] if asked else None
     if head is not None and not re.search(r"^\s*(who|where)\b", q):

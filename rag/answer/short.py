@@ -65,6 +65,7 @@ def short_answer(
     year_only: bool = False,
     counted_terms: frozenset[str] = frozenset(),
     head_terms: frozenset[str] = frozenset(),
+    called: bool = False,
 ) -> tuple[int, int] | None:
     """The span of ``text`` that answers a question of ``kind``, or None.
 
@@ -75,11 +76,15 @@ def short_answer(
     question names is left out ("3,837" for "How many yards"). ``head_terms`` is the noun the
     question names its answer by ("What festival ..."): a name that holds it ("the Newcastle Beer
     Festival") wins, and it does not count as a word of the question. A name that stands in a
-    list of names ("Thomas Edison and Nikola Tesla") answers with the whole list.
+    list of names ("Thomas Edison and Nikola Tesla") answers with the whole list. Asked what
+    something is ``called``, the answer is the name the text gives after "called", "known as" or
+    "named", and nothing when it gives none.
     """
     if kind == "other":
         return None
     entities = new_entities(text, question_terms - head_terms, finder)
+    if called:
+        entities = [e for e in entities if _NAMED_AS.search(text, 0, e.start)]
     if not entities:
         return None
     words = _words(text)
@@ -131,6 +136,9 @@ def short_answer(
 
 
 _YEAR = re.compile(r"\b(?:1\d\d\d|20\d\d)\b")
+_NAMED_AS = re.compile(
+    r"\b(?:called|known\s+as|named|nicknamed|termed)\s+(?:(?:the|a|an)\s+)?[\"“‘']?$", re.IGNORECASE
+)
 _AND = re.compile(r",?\s+(?:and|or|&)\s+|,\s+")
 
 
