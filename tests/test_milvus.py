@@ -106,6 +106,32 @@ def test_hits_answers_and_citations_equal_the_local_store(
     assert open_store(milvus.settings).check() == []
 
 
+def test_the_articles_of_a_search_are_read_in_one_query(
+    tmp_path: Path, lite: Path, corpus_dir: Path
+) -> None:
+    local, milvus = both(tmp_path, lite, HashEmbedder())
+    local.ingest([corpus_dir])
+    milvus.ingest([corpus_dir])
+    reader = milvus.reader()
+    ids = [reader.passage_ids(row["id"])[0] for row in reader.list_articles()]
+    assert len(ids) > 2  # one passage of each of several articles
+    fresh = milvus.reader()
+    asked: list[str] = []
+    query = fresh.client.query
+
+    def counted(collection: str, **kw: Any) -> Any:
+        asked.append(collection)
+        return query(collection, **kw)
+
+    fresh.client.query = counted
+    found = fresh.passages(ids)
+    assert asked.count(fresh.names.articles) == 1
+    expected = local.reader().passages(ids)
+    assert {i: (c.text, a.id) for i, (c, a) in found.items()} == {
+        i: (c.text, a.id) for i, (c, a) in expected.items()
+    }
+
+
 def test_ingest_sync_delete_and_check(tmp_path: Path, lite: Path, corpus_dir: Path) -> None:
     emb = HashEmbedder()
     local, milvus = both(tmp_path, lite, emb)

@@ -249,28 +249,40 @@ class MilvusReader:
 
     # --- rows ---------------------------------------------------------------------------------
     def article(self, article_id: str) -> Article:
-        key = (self._v, article_id)
-        cached = self._articles.get(key)
-        if cached is not None:
-            return cached
+        cached = self._articles.get((self._v, article_id))
+        if cached is None:
+            self._load_articles([article_id])
+            cached = self._articles.get((self._v, article_id))
+        if cached is None:
+            raise KeyError(article_id)
+        return cached
+
+    def _load_articles(self, article_ids: Sequence[str]) -> None:
+        """Read the articles not remembered for this commit, all in one query (each filter
+        query scans the collection on Milvus Lite, so one per article would cost a scan each)."""
+        v = self._v
+        missing = [a for a in dict.fromkeys(article_ids) if (v, a) not in self._articles]
+        if not missing:
+            return
         found = self.client.query(
             self.names.articles,
-            filter=f"article_id == {rows.quote(article_id)} and {rows.visible(self._v)}",
+            filter=f"article_id in {rows.id_list(missing)} and {rows.visible(v)}",
             output_fields=rows.ARTICLE_FIELDS,
         )
-        if not found:
-            raise KeyError(article_id)
-        try:
-            article = rows.article_from_rows(found)
-        except ValueError as e:
-            raise CorruptIndex(f"{e}; run rag check") from None
-        if len(self._articles) > 2048:
+        by_id: dict[str, list[dict[str, Any]]] = {}
+        for r in found:
+            by_id.setdefault(r["article_id"], []).append(r)
+        if len(self._articles) + len(by_id) > 2048:
             self._articles.clear()
-        self._articles[key] = article
-        return article
+        for article_id, parts in by_id.items():
+            try:
+                self._articles[(v, article_id)] = rows.article_from_rows(parts)
+            except ValueError as e:
+                raise CorruptIndex(f"{e}; run rag check") from None
 
     def passages(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
         found = self._by_pid(ids, ["pid", "chunk_id", "article_id", "ordinal", "start", "end"])
+        self._load_articles([r["article_id"] for r in found])
         return passages_of(
             ((r["pid"], r["chunk_id"], r["article_id"], r["ordinal"], r["start"], r["end"])
              for r in found),
