@@ -385,3 +385,15 @@ def test_asked_what_it_is_called_the_answer_is_the_name_given_after_called() -> 
     assert _short(question, said) == "Geordie"
     # a name that is not given as what it is called answers nothing
     assert _short(question, "Harold Pike studied the city's dialect for the BBC.") is None
+
+
+def test_where_someone_is_based_is_not_a_sentence_about_bases(
+    answerer: ExtractiveAnswerer,
+) -> None:
+    text = (
+        "Ortega plans to open two bases south of the river.\n\n"
+        "The agents will travel to Ortega's headquarters in Hermosillo."
+    )
+    answer = answerer.answer("Where is Ortega based?", hits_for(text, parts=0))
+    assert "Hermosillo" in answer.citations[0].quote
+    assert answer.short_answer == "Hermosillo"

@@ -100,6 +100,11 @@ def features(c: Candidate) -> np.ndarray:
     )
 
 
+# A verb of a place question that says only "where" and shares its stem with a noun ("based",
+# "bases"): a sentence about bases is no closer to where someone is based.
+_WHERE_VERBS = frozenset(tokenize("based"))
+
+
 def _pairs(tokens: Sequence[str]) -> set[tuple[str, str]]:
     return set(zip(tokens, tokens[1:], strict=False))
 
@@ -142,6 +147,9 @@ class ExtractiveAnswerer:
         cosines = self.embedder.embed(texts) @ np.asarray(qvec, dtype=np.float32)
         weights = term_weights(question, self.idf)
         kind = answer_kind(question)
+        if kind == "place":
+            for verb in _WHERE_VERBS:  # "Where is he based?" asks where he is, not about bases
+                weights.pop(verb, None)
         q_tokens = tokenize(question)
         q_terms = set(q_tokens)
         entity_terms = q_terms - head_terms(question)
