@@ -37,6 +37,9 @@ TREVINO = (
          "When did she join the company?", "When did Marsh join Northgate Minerals?"),
         ("Who runs Northgate Minerals?", "Chief executive Helena Marsh said so. [1]",
          "What is her title?", "What is Marsh's title?"),
+        # a firm named by the question is not "she" ("Minerals" says it is a firm)
+        ("What does Northgate Minerals mine?", "Copper, chief executive Helena Marsh said. [1]",
+         "When did she join?", "When did Marsh join?"),
         # a place the answer named, for "there"; the question's subject for "it"
         ("Which town hosts the Lantern Festival?", "It is held in the town of Westerby. [1]",
          "How many people live there?", "How many people live in Westerby?"),

@@ -99,7 +99,9 @@ _ORG_CUES = frozenset(
     network broadcasting league army navy ministry court foundation group commission board union
     police service office organization organisation federation alliance trust press times post
     news airlines airways motors industries records studios systems laboratories labs
-    brothers""".split()
+    brothers minerals mining resources energy holdings partners capital pharmaceuticals
+    technologies electric foods petroleum steel chemicals media entertainment communications
+    telecom insurance financial investments ventures enterprises software""".split()
 )
 _PLACE_CUES = frozenset(
     """river city county lake mountain mountains mount mt island islands ocean sea valley street
