@@ -409,9 +409,11 @@ def test_openai_client_chat_plain_and_streamed(server: LiveServer) -> None:
     assert citations and {"source", "title", "quote", "start", "end", "url", "date", "page"} <= set(
         citations[0]
     )
+    short = (msg.model_extra or {})["short_answer"]
+    assert short and msg.content.startswith(f"{short} — [1]\n\n")  # the name asked for, first
     assert done.usage is not None and done.usage.completion_tokens > 0
 
-    pieces, extra = [], []
+    pieces, extra, shorts = [], [], []
     stream = client.chat.completions.create(
         model="rag-articles-extractive",
         messages=messages,
@@ -426,8 +428,9 @@ def test_openai_client_chat_plain_and_streamed(server: LiveServer) -> None:
             pieces.append(choice.delta.content or "")
             if (choice.delta.model_extra or {}).get("citations"):
                 extra.append(choice.delta.model_extra["citations"])  # type: ignore[index]
+                shorts.append(choice.delta.model_extra["short_answer"])  # type: ignore[index]
     assert "".join(pieces) == msg.content
-    assert extra == [citations] and usage is not None
+    assert extra == [citations] and shorts == [short] and usage is not None
 
     with pytest.raises(NotFoundError):
         client.chat.completions.create(model="gpt-4o", messages=messages)

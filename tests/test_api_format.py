@@ -15,7 +15,7 @@ from rag.api.responses import PathScrubber, describe_error, dumps
 from rag.api.schemas import ChatMessage
 from rag.errors import IndexMissing, InputError, NotFound, RateLimited
 from rag.settings import Settings
-from rag.types import Answer, Citation
+from rag.types import Answer, Article, Chunk, Citation, Hit
 
 
 def msgs(*pairs: tuple[str, Any]) -> list[ChatMessage]:
@@ -78,6 +78,30 @@ def test_reply_text_lists_sources_with_date_and_page() -> None:
         "[1] Story 1 (uploads/1.txt, 2021-03-03)\n[2] Story 2 (uploads/2.txt, p. 4)"
     )
     assert "".join(pieces("one two  three\nfour five")) == "one two  three\nfour five"
+
+
+def test_reply_text_opens_with_the_short_answer_and_names_each_closest_article_once() -> None:
+    answer = Answer(
+        question="Who reopened it?",
+        text="Mayor Ruth Adeyemi reopened the bridge [1].",
+        citations=(citation(1),),
+        abstained=False,
+        short_answer="Ruth Adeyemi",
+    )
+    scrub = PathScrubber(Path("/srv/index"))
+    assert reply_text(answer, scrub.source).startswith(
+        "Ruth Adeyemi — [1]\n\nMayor Ruth Adeyemi reopened the bridge [1].\n\nSources:\n"
+    )
+    article = Article(id="a1", source="/srv/index/uploads/a.txt", title="Bridge", text="x y")
+    other = Article(id="a2", source="/srv/index/uploads/b.txt", title="Ferry", text="x y")
+    closest = tuple(
+        Hit(Chunk(f"c{i}", a.id, i, 0, 1, "x"), a, 0.5)
+        for i, a in enumerate([article, article, other])
+    )
+    refusal = Answer(question="q", text="No.", citations=(), abstained=True, closest=closest)
+    assert reply_text(refusal, scrub.source) == (
+        "No.\n\nClosest passages:\n- Bridge (uploads/a.txt)\n- Ferry (uploads/b.txt)"
+    )
 
 
 def test_json_escapes_html_and_keeps_the_value() -> None:

@@ -2,9 +2,10 @@
 
 A chat's messages become a question and its history (earlier user turns with the replies that
 followed them; system messages are ignored), so a follow-up is made standalone as everywhere else.
-The reply's content is the checked answer with its ``[n]`` markers and a short "Sources:" list; the
-structured citations travel in the message's extra field ``citations``, which OpenAI clients keep
-and others ignore.
+The reply's content is the short answer when there is one, the checked answer with its ``[n]``
+markers and a short "Sources:" list; the structured citations and the short answer travel in the
+message's extra fields ``citations`` and ``short_answer``, which OpenAI clients keep and others
+ignore.
 """
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ def conversation(messages: Sequence[Any]) -> tuple[str, list[tuple[str, str]]]:
 
 
 def reply_text(answer: Answer, source: Callable[[str], str]) -> str:
-    """The answer with its [n] markers, then the sources (or, abstaining, the closest passages)."""
+    """The short answer when there is one ("Trevino — [1]"), the answer with its [n] markers,
+    then the sources (or, abstaining, the articles of the closest passages, once each)."""
     lines = [answer.text]
+    if answer.short_answer and answer.citations:
+        lines.insert(0, f"{answer.short_answer} — [{answer.citations[0].n}]\n")
     if answer.citations:
         lines.append("\nSources:")
         for c in answer.citations:
@@ -92,8 +96,8 @@ def reply_text(answer: Answer, source: Callable[[str], str]) -> str:
             lines.append(f"[{c.n}] {c.title} ({where})")
     elif answer.abstained and answer.closest:
         lines.append("\nClosest passages:")
-        for h in answer.closest:
-            lines.append(f"- {h.article.title} ({source(h.article.source)})")
+        for article in {h.article.id: h.article for h in answer.closest}.values():
+            lines.append(f"- {article.title} ({source(article.source)})")
     return "\n".join(lines)
 
 
@@ -141,6 +145,7 @@ def completion(
                     "content": text,
                     "refusal": None,
                     "citations": citations_json(answer, source),
+                    "short_answer": answer.short_answer,
                 },
                 "finish_reason": "stop",
                 "logprobs": None,

@@ -106,7 +106,10 @@ def _chunks(
         text = oa.reply_text(answer, source)
         for piece in oa.pieces(text):
             yield _data(oa.chunk(cid, model, created, {"content": piece}))
-        final = {"citations": oa.citations_json(answer, source)}
+        final = {
+            "citations": oa.citations_json(answer, source),
+            "short_answer": answer.short_answer,
+        }
         yield _data(oa.chunk(cid, model, created, final, finish="stop"))
         if include_usage:
             last = oa.chunk(cid, model, created, {})
