@@ -43,7 +43,7 @@ def rag(
     *args: str, index: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     full = {**(env or os.environ), "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(index)}
-    full["RAG_RAY_ACTORS"] = "2"  # one per node: waits for both nodes' CPUs
+    full.setdefault("RAG_RAY_ACTORS", "2")  # one per node: waits for both nodes' CPUs
     return subprocess.run(
         [sys.executable, "-m", "rag", *args],
         capture_output=True,
@@ -118,6 +118,7 @@ def test_two_node_ingest_into_milvus_lite_answers_as_the_local_index(
 ) -> None:
     index = tmp_path / "ray"
     env, settings = milvus_lite(index, cluster.env)
+    env["RAG_RAY_ACTORS"] = "0"  # the default: an actor on each node, with the node's CPU
     r = rag("ingest", str(articles), "--ray", cluster.address, index=index, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("5 added, 0 updated, 0 unchanged, 0 removed, 0 skipped")
