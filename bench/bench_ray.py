@@ -11,7 +11,7 @@ cluster is already running) and stopped after it, so no idle cluster runs beside
 - ``local``: ``rag ingest FOLDER``;
 - ``ray-1node``: ``--ray ADDRESS`` on one Ray node with all of this machine's CPUs;
 - ``ray-2nodes``: ``--ray ADDRESS`` on two Ray nodes of half the CPUs each (``ray start`` twice,
-  as the tests do), one embedding actor per CPU;
+  as the tests do); on both Ray routes the default actors, one per node with the node's CPUs;
 - ``ray-start`` (optional): ``--ray`` with no address, starting and stopping Ray in the run.
 
 Every Ray index is compared with the local index of the same repeat (passage ids and offsets,
@@ -60,7 +60,7 @@ def run_route(route: str, folder: Path, index: Path, cpus: int) -> float:
         return timed([*cmd, "--ray"], {**base, "RAY_USAGE_STATS_ENABLED": "0"})
     nodes = 1 if route == "ray-1node" else 2
     with RayCluster(nodes=nodes, cpus=max(1, cpus // nodes)) as cluster:
-        env = {**cluster.env, "RAG_INDEX_DIR": str(index), "RAG_RAY_ACTORS": str(max(nodes, cpus))}
+        env = {**cluster.env, "RAG_INDEX_DIR": str(index)}  # the default: an actor per node
         return timed([*cmd, "--ray", cluster.address], env)
 
 

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         ge=0,
         le=1024,
         description="Embedding actors of a Ray ingest, each loading the model once and using one "
-        "CPU; 0: one per CPU of the cluster.",
+        "CPU; 0: one per node of the cluster, each using all that node's CPUs.",
     )
 
     # --- retrieval ---------------------------------------------------------------------------

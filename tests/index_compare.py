@@ -1,6 +1,7 @@
 """What makes two indexes "the same index": passage ids and offsets, vectors, sources, groups.
 
-Used by the Ray ingest tests and ``bench/bench_ray.py`` to hold a Ray ingest to a local one.
+Used by the Ray ingest tests and ``bench/bench_ray.py`` to hold a Ray ingest (into a local folder
+or a Milvus Lite file) to a local one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.settings import Settings
-from rag.store.base import open_store
+from rag.store.base import StoreReader, open_store
 
 
 @dataclass
@@ -24,8 +25,26 @@ class IndexPrint:
     groups: set[frozenset[str]]  # near-duplicate groups (article ids), singletons left out
 
 
-def index_print(index_dir: Path) -> IndexPrint:
-    reader = open_store(Settings(index_dir=index_dir)).reader()
+def index_print(index: Path | Settings) -> IndexPrint:
+    """The print of a local index folder, or of the store ``index`` (Settings) names. A Milvus
+    Lite file is let go afterwards (this process's engine for it stopped), so that another
+    process can open it next."""
+    settings = index if isinstance(index, Settings) else Settings(index_dir=index)
+    store = open_store(settings)
+    try:
+        return _print(store.reader())
+    finally:
+        if settings.store == "milvus":
+            from milvus_lite.server_manager import server_manager_instance
+
+            from rag.store.milvus import MilvusStore
+
+            assert isinstance(store, MilvusStore)
+            if store.lite:
+                server_manager_instance.release_server(store.uri)
+
+
+def _print(reader: StoreReader) -> IndexPrint:
     passages: dict[int, tuple[str, int, int, str]] = {}
     sources: dict[str, list[str]] = {}
     by_group: dict[str, set[str]] = {}

@@ -399,3 +399,24 @@ def test_quotes_wildcards_and_other_scripts_in_sources_and_queries(
     for query in ['東京 "bridge" 100%', "3.5 ferries", "x_e69db1e4baac"]:
         assert same(milvus.lexical_search(query, 5), local.lexical_search(query, 5)), query
     assert stores[1].check() == []
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [("v2.3.5", True), ("2.4.17", True), ("v2.5.0", False), ("v2.6.1", False),
+     ("v3.0.0", False), ("master-20250101", False)],
+)  # fmt: skip
+def test_a_server_older_than_2_5_is_one_line_naming_the_version(
+    version: str, refused: bool
+) -> None:
+    from rag.store.milvus.connect import check_server_version
+
+    if not refused:
+        check_server_version(version, "http://m:19530")
+        return
+    with pytest.raises(StoreUnavailable) as caught:
+        check_server_version(version, "http://m:19530")
+    said = outcome(caught.value)
+    bare = version.removeprefix("v")
+    assert said.message.startswith(f"Milvus server {bare} at http://m:19530 is older than 2.5")
+    assert "BM25" in said.message and "\n" not in said.message and said.exit_code == 1

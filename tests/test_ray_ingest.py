@@ -4,12 +4,14 @@ The cluster is two ``ray start --block`` processes of one CPU each (tests/ray_cl
 ingest runs as the ``rag`` command against it, with two embedding actors, so one actor embeds on
 each node. Every Ray index is held to a local ingest of the same folder: the same passage ids and
 offsets, sources and duplicate groups, vectors within cosine 0.9999 (tests/index_compare.py).
+The Ray ingest writes a local index folder or, with RAG_STORE=milvus, a Milvus Lite file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from rag.settings import Settings
-from rag.store.base import open_store
 from tests.conftest import CORPUS
 from tests.index_compare import differences, index_print
 from tests.ray_cluster import RayCluster, free_port
@@ -42,7 +43,7 @@ def rag(
     *args: str, index: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     full = {**(env or os.environ), "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(index)}
-    full["RAG_RAY_ACTORS"] = "2"  # one per node: waits for both nodes' CPUs
+    full.setdefault("RAG_RAY_ACTORS", "2")  # one per node: waits for both nodes' CPUs
     return subprocess.run(
         [sys.executable, "-m", "rag", *args],
         capture_output=True,
@@ -73,6 +74,24 @@ def _ask(index: Path, env: dict[str, str] | None = None) -> dict:
     return json.loads(r.stdout)
 
 
+def assert_same_answer(ours: dict, theirs: dict) -> None:
+    """The fixture question: the same answer, quoting the same sentences of the same sources."""
+    assert ours["answer"] == theirs["answer"] and "Lindqvist" in ours["answer"]
+    keys = ("n", "source", "quote", "start", "end", "passage")
+    assert [{k: c[k] for k in keys} for c in ours["citations"]] == [
+        {k: c[k] for k in keys} for c in theirs["citations"]
+    ]
+    for a, b in zip(ours["citations"], theirs["citations"], strict=True):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+
+
+def milvus_lite(index: Path, env: dict[str, str]) -> tuple[dict[str, str], Settings]:
+    """``env`` pointed at a Milvus Lite file next to ``index``, and the Settings naming it."""
+    db = index.with_suffix(".db")
+    settings = Settings(store="milvus", milvus_uri=str(db), index_dir=index)
+    return {**env, "RAG_STORE": "milvus", "RAG_MILVUS_URI": str(db)}, settings
+
+
 def test_two_node_ingest_is_the_local_index(
     cluster: RayCluster, articles: Path, local_index: Path
 ) -> None:
@@ -83,15 +102,7 @@ def test_two_node_ingest_is_the_local_index(
     assert "reading files" in r.stderr and "embedding passages" in r.stderr  # the progress bars
     assert differences(index_print(local_index), index_print(index)) == []
 
-    # The fixture question: the same answer, quoting the same sentences of the same sources.
-    ours, theirs = _ask(index), _ask(local_index)
-    assert ours["answer"] == theirs["answer"] and "Lindqvist" in ours["answer"]
-    keys = ("n", "source", "quote", "start", "end", "passage")
-    assert [{k: c[k] for k in keys} for c in ours["citations"]] == [
-        {k: c[k] for k in keys} for c in theirs["citations"]
-    ]
-    for a, b in zip(ours["citations"], theirs["citations"], strict=True):
-        assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+    assert_same_answer(_ask(index), _ask(local_index))
 
     # A rerun on the cluster finds every file unchanged and embeds nothing.
     r = rag(
@@ -102,23 +113,46 @@ def test_two_node_ingest_is_the_local_index(
     assert len(again["unchanged"]) == 5 and again["chunks_embedded"] == 0
 
 
-def _committed(index: Path) -> bool:
-    """Some articles are committed (a reader can open the index)."""
-    store = open_store(Settings(index_dir=index))
-    return store.exists() and store.reader().counts()[0] > 0
+def test_two_node_ingest_into_milvus_lite_answers_as_the_local_index(
+    cluster: RayCluster, articles: Path, local_index: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "ray"
+    env, settings = milvus_lite(index, cluster.env)
+    env["RAG_RAY_ACTORS"] = "0"  # the default: an actor on each node, with the node's CPU
+    r = rag("ingest", str(articles), "--ray", cluster.address, index=index, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("5 added, 0 updated, 0 unchanged, 0 removed, 0 skipped")
+    assert_same_answer(_ask(index, env), _ask(local_index))
+    assert differences(index_print(local_index), index_print(settings)) == []
 
 
-def test_killed_ray_ingest_reruns_to_the_local_index(cluster: RayCluster, tmp_path: Path) -> None:
-    """SIGKILL of the driver after some commits; the rerun neither duplicates nor loses a passage."""
+def _embedded(log: Path) -> int:
+    """Passages embedded so far, from the progress bar on the ingest's stderr."""
+    found = re.findall(
+        r"embedding passages:[^|]*\|[^|]*\| *(\d+)/", log.read_text(errors="replace")
+    )
+    return int(found[-1]) if found else 0
+
+
+@pytest.mark.parametrize("store", ["local", "milvus"])
+def test_killed_ray_ingest_reruns_to_the_local_index(
+    cluster: RayCluster, tmp_path: Path, store: str
+) -> None:
+    """SIGKILL of the driver after some commits; the rerun neither duplicates nor loses a
+    passage, in a local index folder and in a Milvus Lite file alike."""
     folder = tmp_path / "articles"
     shutil.copytree(CORPUS, folder)
     write_articles(folder, 120, seed=7)
     local = tmp_path / "local"
     r = rag("ingest", str(folder), index=local)
     assert r.returncode == 0, r.stderr
+    theirs = index_print(local)
 
     index = tmp_path / "ray"
     env = {**cluster.env, "RAG_COMMIT_SECONDS": "0", "RAG_EMBED_BATCH_SIZE": "8"}
+    target: Path | Settings = index
+    if store == "milvus":
+        env, target = milvus_lite(index, env)
     log = tmp_path / "ingest.log"
     with log.open("w") as err:
         child = subprocess.Popen(
@@ -127,20 +161,28 @@ def test_killed_ray_ingest_reruns_to_the_local_index(cluster: RayCluster, tmp_pa
             stderr=err,
             env={**env, "RAG_INDEX_DIR": str(index), "RAG_RAY_ACTORS": "2"},
         )
+        # Half the passages embedded: past the first two batches (8 passages, then 16, ...),
+        # and the third is sent only after the first is written and committed; half is left
+        # for the rerun. The bar is read, not the index: a second process cannot open a
+        # Milvus Lite file while the ingest holds it.
         deadline = time.monotonic() + 120
-        while not _committed(index) and child.poll() is None and time.monotonic() < deadline:
+        while (
+            _embedded(log) < len(theirs.passages) // 2
+            and child.poll() is None
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL, log.read_text()  # killed mid-way, not finished
-    partial = index_print(index)
-    assert 0 < len(partial.passages) < len(index_print(local).passages)
+    partial = index_print(target)
+    assert 0 < len(partial.passages) < len(theirs.passages)
 
     r = rag("ingest", str(folder), "--ray", cluster.address, "--json", index=index, env=env)
     assert r.returncode == 0, r.stderr
-    r = rag("check", "--json", index=index)
+    r = rag("check", "--json", index=index, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    ours, theirs = index_print(index), index_print(local)
+    ours = index_print(target)
     assert len(ours.passages) == len(theirs.passages)
     assert sorted(ours.passages.values()) == sorted(theirs.passages.values())
     assert ours.sources == theirs.sources and ours.groups == theirs.groups

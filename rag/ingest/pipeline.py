@@ -123,8 +123,14 @@ class Ingestor:
         started = time.perf_counter()
         files = discover(paths)
         report = IngestReport()
-        with self.store.writer(self.embedder.model_id, self.embedder.dimension) as writer:
-            self._ingest(files, writer, report, sync)
+        # Reading starts before the writer opens: a Ray ingest's reading tasks then run while
+        # its actors load the model (the writer needs the model's dimension).
+        reading = self._reading(files)
+        with (
+            contextlib.closing(reading),
+            self.store.writer(self.embedder.model_id, self.embedder.dimension) as writer,
+        ):
+            self._ingest(files, reading, writer, report, sync)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -144,6 +150,7 @@ class Ingestor:
     def _ingest(
         self,
         files: Sequence[tuple[Path, str | None]],
+        reading: Reading,
         writer: StoreWriter,
         report: IngestReport,
         sync: bool,
@@ -166,7 +173,6 @@ class Ingestor:
         queued: list[_Batch] = []  # submitted, not yet written: at most two, oldest first
         submitted = 0
         first_batch = max(1, self.settings.embed_batch_size)
-        reading = self._reading(files)
         # closing(): after an error the reader stops at once, not when the frame is freed.
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-embed") as pool,

@@ -29,19 +29,30 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.errors import StoreLocked, StoreUnavailable
 
-__all__ = ["LIVE", "TEXT_PART_CHARS", "Names", "connect", "create_collections", "resolve_uri"]
+__all__ = [
+    "LIVE",
+    "MIN_SERVER",
+    "TEXT_PART_CHARS",
+    "Names",
+    "check_server_version",
+    "connect",
+    "create_collections",
+    "resolve_uri",
+]
 
 LIVE = 2**62  # the `removed` of a row no commit has removed yet
 TEXT_PART_CHARS = 16_000  # 4 bytes a character at most: a part stays under VARCHAR's 65,535 bytes
 VARCHAR_MAX = 65_535
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
 _CONNECT_TIMEOUT = 10.0
+MIN_SERVER = (2, 5)  # the BM25 function (full-text search) came with Milvus 2.5
 
 
 @dataclass(frozen=True)
@@ -144,10 +155,28 @@ def connect(uri: str, token: str, lite: bool, create: bool) -> Any:
     endpoint = _lite_endpoint(Path(uri), create) if lite else uri
     try:
         client = MilvusClient(uri=endpoint, token=token, timeout=_CONNECT_TIMEOUT)
+        version = "" if lite else str(client.get_server_version(timeout=_CONNECT_TIMEOUT))
     except Exception as e:  # pymilvus raises several kinds; all mean "not reachable"
         reason = str(getattr(e, "message", "") or e).splitlines()[0][:200]
         raise StoreUnavailable(f"cannot reach Milvus at {uri}: {reason}") from None
+    if version:
+        check_server_version(version, uri)
     return client
+
+
+def check_server_version(version: str, uri: str) -> None:
+    """A server older than 2.5 has no BM25 function, so it would refuse the passages schema
+    (or, on an index made elsewhere, every lexical search): say so in one line up front.
+    A version that does not parse (a development build) is let through."""
+    found = re.match(r"v?(\d+)\.(\d+)", version.strip())
+    if found is None:
+        return
+    if (int(found[1]), int(found[2])) < MIN_SERVER:
+        raise StoreUnavailable(
+            f"Milvus server {version.strip().removeprefix('v')} at {uri} is older than "
+            f"{MIN_SERVER[0]}.{MIN_SERVER[1]}, which BM25 full-text search needs: "
+            "upgrade the server (or use a Milvus Lite file)"
+        )
 
 
 def _dummy(schema: Any, data_type: Any) -> None:
