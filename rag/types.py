@@ -200,6 +200,12 @@ class Answer:
     confidence: float | None = None  # calibrated probability that the answer is right (0-1)
     conflicts: tuple[Conflict, ...] = ()  # cited passages that disagree on what was asked
 
+    def short_line(self) -> str:
+        """The short answer with the citation it lies in ("Trevino — [1]"), or "" without one."""
+        if not (self.short_answer and self.citations):
+            return ""
+        return f"{self.short_answer} — [{self.citations[0].n}]"
+
 
 @dataclass(frozen=True)
 class Filters:

@@ -85,8 +85,8 @@ def reply_text(answer: Answer, source: Callable[[str], str]) -> str:
     """The short answer when there is one ("Trevino — [1]"), the answer with its [n] markers,
     then the sources (or, abstaining, the articles of the closest passages, once each)."""
     lines = [answer.text]
-    if answer.short_answer and answer.citations:
-        lines.insert(0, f"{answer.short_answer} — [{answer.citations[0].n}]\n")
+    if answer.short_line():
+        lines.insert(0, answer.short_line() + "\n")
     if answer.citations:
         lines.append("\nSources:")
         for c in answer.citations:

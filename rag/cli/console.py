@@ -53,8 +53,8 @@ def conflict_line(c: Conflict) -> str:
 
 
 def _print_answer(a: Answer) -> None:
-    if a.short_answer and a.citations:
-        print(f"{a.short_answer} — [{a.citations[0].n}]")
+    if a.short_line():
+        print(a.short_line())
     print(a.text)
     if a.confidence is not None:
         print(confidence_label(a.confidence))
