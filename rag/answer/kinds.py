@@ -85,8 +85,8 @@ def _head(word: str) -> str | None:
 def _asked(question: str) -> tuple[str, str] | None:
     """The head noun a "what/which" question asks about, with the kind it names."""
     m = _NAME_OF.search(question)
-    if m and _head(m.group(1)):
-        return _head(m.group(1)) or "other", m.group(1)
+    if m and (kind := _head(m.group(1))) is not None:
+        return kind, m.group(1)
     for m in _WHAT.finditer(question):
         words = m.group(1).split()
         if words and words[0] in _DO:
