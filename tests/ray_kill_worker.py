@@ -1,10 +1,10 @@
 """A Ray ingest that SIGKILLs one of its own embedding actors mid-way (a child of
 tests/test_ray_ingest.py, which checks the index it leaves).
 
-    python -m tests.ray_kill_worker ADDRESS INDEX_DIR FOLDER
+    python -m tests.ray_kill_worker ADDRESS INDEX_DIR FOLDER [MILVUS_URI COLLECTION]
 
 Runs the driver in this process so it can see its actors' process ids; prints the report as JSON
-with the killed pid.
+with the killed pid. Given a Milvus server, the index is there, and the actors write into it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,12 @@ from rag.ingest.ray_ingest import RayIngestor
 from rag.settings import Settings
 
 
-def main(address: str, index: Path, folder: Path) -> None:
+def main(address: str, index: Path, folder: Path, uri: str = "", collection: str = "") -> None:
     settings = Settings(index_dir=index, ray_actors=2, embed_batch_size=8)
+    if uri:
+        settings = settings.model_copy(
+            update={"store": "milvus", "milvus_uri": uri, "milvus_collection": collection}
+        )
     ingestor = RayIngestor(settings, CheckedEmbeddings(settings), address=address)
     pids: list[int] = []
     killed: list[int] = []
@@ -42,4 +46,4 @@ def main(address: str, index: Path, folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
+    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), *sys.argv[4:])

@@ -240,6 +240,42 @@ def test_a_session_that_never_commits_is_undone_by_the_next_writer(
     assert store.check() == []
 
 
+def test_passage_rows_written_by_workers_are_published_by_the_commit_or_undone(
+    tmp_path: Path, lite: Path
+) -> None:
+    """The Ray ingest's route into a server: the session hands out the passage rows and
+    another client writes them (twice, as a retried call would). The commit publishes them
+    once; a session closed without one leaves nothing of them."""
+    from rag.store.milvus.writer import upsert_passages
+    from tests.store_contract import new_article
+
+    settings = milvus_settings(tmp_path, lite)
+    store: Any = open_store(settings)
+    text = "The ferry to Calder runs twice a day. Its timetable changed in May."
+    with store.writer("hash-64", 64) as w:
+        rows = w.add_articles_deferred([new_article("Ferry", text, "/x/ferry.txt")])
+        assert rows and all(r["vector"] for r in rows)
+        upsert_passages(store.client(), store.names, rows)
+        upsert_passages(store.client(), store.names, rows)
+        w.add_source("/x/ferry.txt", rows[0]["article_id"], None)
+        w.commit()
+    reader = store.reader("hash-64")
+    assert reader.counts() == (1, len(rows)) and store.check() == []
+    pids = [r["pid"] for r in rows]
+    assert sorted(reader.passages(pids)) == pids
+    found = store.client().query(store.names.passages, filter="pid >= 0", output_fields=["pid"])
+    assert sorted(r["pid"] for r in found) == pids  # one row each
+
+    with store.writer("hash-64", 64) as w:  # rows written, then the session ends uncommitted
+        more = w.add_articles_deferred(
+            [new_article("Ghost", "A ghost ship in Calder.", "/x/g.txt")]
+        )
+        upsert_passages(store.client(), store.names, more)
+    found = store.client().query(store.names.passages, filter="pid >= 0", output_fields=["pid"])
+    assert sorted(r["pid"] for r in found) == pids
+    assert reader.refresh() is False and store.check() == []
+
+
 _CHILD = """
 import sys
 from pathlib import Path
@@ -315,14 +351,6 @@ def test_the_page_answers_from_a_milvus_index(
     st.cache_resource.clear()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.usefixtures("processes")
 def test_a_served_file_is_shared_by_processes_and_writers_take_turns(
     tmp_path: Path, corpus_dir: Path, real_embedder: Any
@@ -331,22 +359,11 @@ def test_a_served_file_is_shared_by_processes_and_writers_take_turns(
     process use one index at once; a second writer waits for the lease, then is refused."""
     import time
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "s.db"),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        uri = f"http://127.0.0.1:{port}"
+    from tests.milvus_server import MilvusServer
+
+    with MilvusServer(tmp_path / "s.db") as uri:
         settings = Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path / "index",
                             lock_timeout=1.0)  # fmt: skip
-        for _ in range(100):  # the server is up when it answers
-            try:
-                open_store(settings).exists()
-                break
-            except StoreUnavailable:
-                time.sleep(0.2)
         system = System(settings, embedder=real_embedder)
         system.ingest([corpus_dir])
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_STORE": "milvus", "RAG_MILVUS_URI": uri,
@@ -367,9 +384,6 @@ def test_a_served_file_is_shared_by_processes_and_writers_take_turns(
             assert busy.returncode == 2 and "busy" in busy.stderr, busy.stderr
             assert "Traceback" not in busy.stderr and time.monotonic() - started >= 1.0
         assert system.reader().counts()[0] == 5
-    finally:
-        server.kill()
-        server.wait(timeout=30)
 
 
 def test_quotes_wildcards_and_other_scripts_in_sources_and_queries(

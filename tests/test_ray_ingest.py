@@ -4,7 +4,8 @@ The cluster is two ``ray start --block`` processes of one CPU each (tests/ray_cl
 ingest runs as the ``rag`` command against it, with two embedding actors, so one actor embeds on
 each node. Every Ray index is held to a local ingest of the same folder: the same passage ids and
 offsets, sources and duplicate groups, vectors within cosine 0.9999 (tests/index_compare.py).
-The Ray ingest writes a local index folder or, with RAG_STORE=milvus, a Milvus Lite file.
+The Ray ingest writes a local index folder or, with RAG_STORE=milvus, a Milvus Lite file (through
+the driver) or a Milvus server (tests/milvus_server.py), into which the workers write the passages.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ import pytest
 from rag.settings import Settings
 from tests.conftest import CORPUS
 from tests.index_compare import differences, index_print
+from tests.milvus_server import MilvusServer
 from tests.ray_cluster import RayCluster, free_port
 from tests.synthetic import write_articles
 
@@ -51,6 +54,12 @@ def rag(
         env=full,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with MilvusServer(tmp_path_factory.mktemp("milvus") / "served.db") as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +101,26 @@ def milvus_lite(index: Path, env: dict[str, str]) -> tuple[dict[str, str], Setti
     return {**env, "RAG_STORE": "milvus", "RAG_MILVUS_URI": str(db)}, settings
 
 
+def served(index: Path, env: dict[str, str], uri: str) -> tuple[dict[str, str], Settings]:
+    """``env`` pointed at collections of their own (named after ``index``) on the server."""
+    prefix = f"t_{index.parent.name}_{index.name}".replace("-", "_")
+    settings = Settings(store="milvus", milvus_uri=uri, milvus_collection=prefix, index_dir=index)
+    return {**env, "RAG_STORE": "milvus", "RAG_MILVUS_URI": uri,
+            "RAG_MILVUS_COLLECTION": prefix}, settings  # fmt: skip
+
+
+def passage_rows(settings: Settings) -> list[int]:
+    """The id of every passage row no commit has removed: a row written twice shows twice."""
+    from rag.store.milvus.connect import LIVE
+    from rag.store.milvus.store import MilvusStore
+
+    store = MilvusStore.from_settings(settings)
+    found = store.client().query(
+        store.names.passages, filter=f"removed == {LIVE}", output_fields=["pid"]
+    )
+    return sorted(r["pid"] for r in found)
+
+
 def test_two_node_ingest_is_the_local_index(
     cluster: RayCluster, articles: Path, local_index: Path
 ) -> None:
@@ -124,6 +153,38 @@ def test_two_node_ingest_into_milvus_lite_answers_as_the_local_index(
     assert r.stdout.startswith("5 added, 0 updated, 0 unchanged, 0 removed, 0 skipped")
     assert_same_answer(_ask(index, env), _ask(local_index))
     assert differences(index_print(local_index), index_print(settings)) == []
+
+
+def test_two_node_ingest_into_a_milvus_server_is_written_by_the_workers(
+    cluster: RayCluster, articles: Path, local_index: Path, server: str, tmp_path: Path
+) -> None:
+    folder, local, index = tmp_path / "articles", tmp_path / "local", tmp_path / "ray"
+    shutil.copytree(articles, folder)
+    env, settings = served(index, cluster.env, server)
+
+    def both(*more: str) -> dict:
+        """``folder`` ingested into a local index and, on the cluster, into the server."""
+        assert rag("ingest", str(folder), index=local).returncode == 0
+        r = rag("ingest", str(folder), "--ray", cluster.address, *more, index=index, env=env)
+        assert r.returncode == 0, r.stderr
+        assert differences(index_print(local), index_print(settings)) == []
+        assert passage_rows(settings) == sorted(index_print(local).passages)  # no duplicates
+        return json.loads(r.stdout) if more else {"summary": r.stdout}
+
+    out = both()
+    assert out["summary"].startswith("5 added, 0 updated, 0 unchanged, 0 removed, 0 skipped")
+    assert f"({len(index_print(local).passages)} written by the Ray workers)" in out["summary"]
+    assert_same_answer(_ask(index, env), _ask(local))
+
+    # An edited file is replaced and a deleted one removed, as a local ingest does.
+    (folder / "orchard_frost.txt").unlink()
+    bridge = folder / "harbor_bridge.txt"
+    bridge.write_text(bridge.read_text() + "\nThe crew will inspect the cables every spring.\n")
+    out = both("--json")
+    assert out["updated"] == [str(bridge)] and out["removed"] == [str(folder / "orchard_frost.txt")]
+    assert out["worker_writes"] >= 1
+    out = both("--json")  # a rerun finds everything unchanged and writes nothing
+    assert len(out["unchanged"]) == 4 and out["worker_writes"] == out["chunks_embedded"] == 0
 
 
 def _embedded(log: Path) -> int:
@@ -189,11 +250,13 @@ def test_killed_ray_ingest_reruns_to_the_local_index(
     assert differences(theirs, ours) == []  # even the passage ids: nothing was half-written
 
 
+@pytest.mark.parametrize("store", ["local", "server"])
 def test_a_killed_embedding_worker_is_retried_without_duplicates(
-    cluster: RayCluster, tmp_path: Path
+    cluster: RayCluster, server: str, tmp_path: Path, store: str
 ) -> None:
     """An actor's process SIGKILLed while it embeds (tests/ray_kill_worker.py): Ray restarts it
-    and re-runs its calls, and the index comes out as the local one."""
+    and re-runs its calls, and the index comes out as the local one. Into a Milvus server the
+    actors write the passages too, and a re-run call writes its rows again under their ids."""
     folder = tmp_path / "articles"
     shutil.copytree(CORPUS, folder)
     write_articles(folder, 40, seed=3)
@@ -201,8 +264,13 @@ def test_a_killed_embedding_worker_is_retried_without_duplicates(
     assert rag("ingest", str(folder), index=local).returncode == 0
 
     index = tmp_path / "ray"
+    target: Path | Settings = index
+    args = [cluster.address, str(index), str(folder)]
+    if store == "server":
+        _, target = served(index, {}, server)
+        args += [server, target.milvus_collection]
     r = subprocess.run(
-        [sys.executable, "-m", "tests.ray_kill_worker", cluster.address, str(index), str(folder)],
+        [sys.executable, "-m", "tests.ray_kill_worker", *args],
         capture_output=True,
         text=True,
         env=cluster.env,
@@ -212,7 +280,29 @@ def test_a_killed_embedding_worker_is_retried_without_duplicates(
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["killed"] and len(out["report"]["added"]) == 45
-    assert differences(index_print(local), index_print(index)) == []
+    theirs = index_print(local)
+    assert differences(theirs, index_print(target)) == []
+    if isinstance(target, Settings):
+        assert out["report"]["worker_writes"] == len(theirs.passages)
+        assert passage_rows(target) == sorted(theirs.passages)
+
+
+def test_a_worker_that_cannot_reach_the_milvus_server_says_so_in_one_line(tmp_path: Path) -> None:
+    """An address the driver reaches may not be one the nodes reach (``localhost`` on another
+    machine): an actor checks before it is sent anything, and the error names the worker."""
+    from rag.errors import StoreUnavailable
+    from rag.ingest.ray_ingest import EmbedActor
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path / "i")
+    assert EmbedActor(settings).describe()[1] == 384  # it reaches nothing unless it writes
+    with pytest.raises(StoreUnavailable) as said:
+        EmbedActor(settings, writes=True).describe()
+    assert len(said.value.args[0].splitlines()) == 1
+    assert said.value.args[0].startswith(f"a Ray worker on {socket.gethostname()}: cannot reach")
+    assert (
+        f"Milvus at {uri}" in said.value.args[0] and "every node must reach" in said.value.args[0]
+    )
 
 
 def test_unreachable_cluster_is_one_line(articles: Path, tmp_path: Path) -> None:

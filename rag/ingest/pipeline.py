@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ class _Batch:
     pending: list[_Pending]
     texts: dict[str, str]  # embed hash -> text, sent to the worker
     known: dict[str, np.ndarray]  # embed hash -> vector: from the index, then from the worker
-    future: Future[np.ndarray] | None
+    future: Future[Any] | None
     earlier: _Batch | None  # the batch in flight when this one was queued (shares its texts)
 
 
@@ -197,19 +198,20 @@ class Ingestor:
                         continue
                     # Queue this batch behind the one in flight, then write that one while
                     # the worker goes straight on to this.
-                    self._submit(pool, pending, writer, queued, embedded)
+                    self._submit(pool, pending, writer, report, queued, embedded)
                     pending, pending_chunks = [], 0
                     submitted += 1
                     if len(queued) > 1:
                         self._write(queued.pop(0), writer, report, embedded)
                         if time.monotonic() - last_commit >= self.commit_every:
+                            self._settle(queued, writer, report, embedded)
                             # Group what this commit publishes: a commit ends the writer's
                             # session, and with it the list of articles still to be grouped.
                             writer.regroup(self.settings.duplicate_threshold)
                             writer.commit()
                             last_commit = time.monotonic()
                 if pending:
-                    self._submit(pool, pending, writer, queued, embedded)
+                    self._submit(pool, pending, writer, report, queued, embedded)
                 while queued:
                     self._write(queued.pop(0), writer, report, embedded)
             finally:
@@ -271,6 +273,7 @@ class Ingestor:
         pool: ThreadPoolExecutor,
         pending: list[_Pending],
         writer: StoreWriter,
+        report: IngestReport,
         queued: list[_Batch],
         embedded: _Counter,
     ) -> None:
@@ -295,30 +298,54 @@ class Ingestor:
         )
         queued.append(_Batch(pending, texts, known, future, earlier))
 
+    def _settle(
+        self, queued: list[_Batch], writer: StoreWriter, report: IngestReport, embedded: _Counter
+    ) -> None:
+        """Before an intermediate commit: what must be written first (nothing, here; a Ray
+        ingest whose workers write the passages waits for them)."""
+
+    def _wait(self, batch: _Batch, embedded: _Counter) -> Any:
+        """The result of ``batch``'s worker job, reporting progress while it runs."""
+        if batch.future is None:
+            return None
+        while True:
+            try:
+                result = batch.future.result(timeout=_PROGRESS_SECONDS)
+                break
+            except FutureTimeout:
+                self.progress("embed", embedded.done, embedded.total)
+        self.progress("embed", embedded.done, embedded.total)
+        return result
+
     def _write(
         self, batch: _Batch, writer: StoreWriter, report: IngestReport, embedded: _Counter
     ) -> None:
         """Wait for ``batch``'s vectors (reporting progress meanwhile), then write it."""
         vectors = batch.known
-        if batch.future is not None:
-            while True:
-                try:
-                    result = batch.future.result(timeout=_PROGRESS_SECONDS)
-                    break
-                except FutureTimeout:
-                    self.progress("embed", embedded.done, embedded.total)
+        result = self._wait(batch, embedded)
+        if result is not None:
             vectors.update(zip(batch.texts.keys(), result, strict=True))
-            self.progress("embed", embedded.done, embedded.total)
         all_hashes = [h for p in batch.pending for h in p.hashes]
         if batch.earlier is not None:  # written before this one, so its vectors are all there
             vectors.update((h, batch.earlier.known[h]) for h in all_hashes if h not in vectors)
             batch.earlier = None  # let the earlier batch's vectors go
         report.chunks_embedded += len(batch.texts)
         report.chunks_reused += len(all_hashes) - len(batch.texts)
+        self._apply(batch.pending, vectors, writer, report, writer.add_articles)
+
+    def _apply(
+        self,
+        pending: list[_Pending],
+        vectors: dict[str, np.ndarray],
+        writer: StoreWriter,
+        report: IngestReport,
+        add: Callable[[list[NewArticle]], Any],
+    ) -> None:
+        """Planned articles written with their vectors, ``add`` writing the new ones."""
         # Old versions go first, then the new articles as one batch (one vector and one BM25
         # add), then the sources pointing at them, in file order.
         new: dict[str, _Pending] = {}
-        for p in batch.pending:
+        for p in pending:
             if p.copy:
                 continue
             if p.is_update:
@@ -336,8 +363,8 @@ class Ingestor:
                 else np.zeros((0, self.embedder.dimension), np.float32)
             )
             items.append(NewArticle(p.article, p.chunks, rows, p.hashes, p.texts, sketch))
-        writer.add_articles(items)
-        for p in batch.pending:
+        add(items)
+        for p in pending:
             writer.add_source(p.source, p.article.id, p.root)
             if p.copy:  # written like a rename now that the first copy is in the index
                 report.renamed.append(p.source)

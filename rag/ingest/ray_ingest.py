@@ -25,8 +25,10 @@ pure functions of their input and only the driver writes, so a retry never dupli
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,12 +37,23 @@ import numpy as np
 
 from embeddings.backends import resolve_backend
 from rag.embedder import CheckedEmbeddings, Embedder
-from rag.errors import ClusterUnavailable, SkipFile
+from rag.errors import ClusterUnavailable, RagError, SkipFile
 from rag.ingest.discovery import parse_raw, read_raw
-from rag.ingest.pipeline import Ingestor, Progress, Reading, chunk_passages
+from rag.ingest.pipeline import (
+    Ingestor,
+    Progress,
+    Reading,
+    _Batch,
+    _Counter,
+    _Pending,
+    chunk_passages,
+)
 from rag.ingest.ray_cluster import connect, ray_failure
 from rag.ingest.report import IngestReport
 from rag.settings import Settings
+from rag.store.base import StoreWriter
+from rag.store.milvus.store import MilvusStore
+from rag.store.milvus.writer import MilvusWriter, upsert_passages
 from rag.types import Chunk, Document, content_hash
 
 __all__ = ["RayIngestor"]
@@ -50,6 +63,7 @@ _GROUP_BYTES = 8 << 20  # and at most this many bytes
 _READ_AHEAD_BYTES = 256 << 20  # file bytes sent ahead of the writer, as a local ingest reads
 _IN_FLIGHT_PER_ACTOR = 2  # embedding calls queued per actor, so none waits for the driver
 _ACTOR_START_SECONDS = 600.0  # model load on a busy cluster; longer means it cannot be placed
+_SETTLE_SECONDS = 120.0  # after an error, the wait for calls that were already running
 _RETRIES = 3  # Ray's retries of a task or actor call whose process died
 
 # One file's outcome from a reading task: its documents each with its passages, or the skip.
@@ -69,17 +83,49 @@ def read_group(items: Sequence[tuple[str, bytes]], settings: Settings) -> list[F
 
 
 class EmbedActor:
-    """One embedding model, loaded once when the actor starts, embedding what it is sent."""
+    """One embedding model, loaded once when the actor starts, embedding what it is sent; with
+    ``writes`` it also writes passage rows into the Milvus server of ``settings``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, writes: bool = False) -> None:
         self.embedder = CheckedEmbeddings(settings)
         self.info = (self.embedder.model_id, self.embedder.dimension)  # loads the model now
+        self.settings, self.writes = settings, writes
+        self.store: MilvusStore | None = None
 
     def describe(self) -> tuple[str, int]:
+        if self.writes:  # the server is reached now, before anything is to be written
+            self._store()
         return self.info
+
+    def _store(self) -> MilvusStore:
+        """The server, connected on first use (an actor Ray restarted starts without it)."""
+        if self.store is None:
+            store = MilvusStore.from_settings(self.settings)
+            try:
+                store.client()
+            except RagError as e:
+                raise type(e)(
+                    f"a Ray worker on {socket.gethostname()}: {e}; every node must reach the "
+                    "Milvus server at the RAG_MILVUS_URI the ingest is given"
+                ) from None
+            self.store = store
+        return self.store
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed(texts)
+
+    def write(self, rows: list[dict[str, Any]], texts: dict[str, str]) -> int:
+        """Embed ``texts`` (embed hash -> text), put each vector in the rows of its hash and
+        write the rows; the number of texts embedded."""
+        if texts:
+            vectors = dict(zip(texts, self.embedder.embed(list(texts.values())), strict=True))
+            for row in rows:
+                vec = vectors.get(row["embed_hash"])
+                if vec is not None:
+                    row["vector"] = vec.tolist()
+        store = self._store()
+        upsert_passages(store.client(), store.names, rows)
+        return len(texts)
 
 
 class _PoolEmbedder:
@@ -134,14 +180,59 @@ class _PoolEmbedder:
     def embed(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+
+        def done(piece: list[int], vectors: np.ndarray) -> None:
+            out[piece] = vectors
+            if progress is not None:
+                progress(len(piece))
+
+        self._spread(
+            [len(t) for t in texts],
+            lambda a, piece: a.embed.remote([texts[i] for i in piece]),
+            done,
+        )
+        return out
+
+    def write(
+        self,
+        rows: Sequence[dict[str, Any]],
+        texts: dict[str, str],
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Passage rows (from ``add_articles_deferred``) embedded and written by the actors:
+        ``texts`` are the texts of the rows whose vector is still to be made, by embed hash.
+        Each call is sent the texts its rows need; a call
+        re-run after its actor died writes the same rows again, under the same ids."""
+
+        def send(actor: Any, piece: list[int]) -> Any:
+            part = [rows[i] for i in piece]
+            wanted = {r["embed_hash"]: texts[r["embed_hash"]] for r in part
+                      if r["embed_hash"] in texts}  # fmt: skip
+            return actor.write.remote(part, wanted)
+
+        def done(piece: list[int], _: int) -> None:
+            if progress is not None:  # counted in passages, as a local ingest counts them
+                progress(sum(rows[i]["embed_hash"] in texts for i in piece))
+
+        lengths = [len(texts.get(r["embed_hash"], "")) for r in rows]
+        self._spread(lengths, send, done)
+
+    def _spread(
+        self,
+        lengths: Sequence[int],
+        send: Callable[[Any, list[int]], Any],
+        done: Callable[[list[int], Any], None],
+    ) -> None:
+        """Items cut into pieces and spread over the actors, two pieces in flight per actor;
+        ``send(actor, piece)`` starts a call on a piece (item indexes), ``done`` takes its result.
+        """
         self._ready()
         ray = self._ray
-        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         # Longest first, as the local embedder batches: similar lengths pad less per piece.
         # An actor of several CPUs gets pieces as many times larger, so its backend's own
         # batching keeps all its threads busy within one call.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        todo = deque(order)
+        todo = deque(sorted(range(len(lengths)), key=lambda i: -lengths[i]))
         busy = {i: 0 for i in range(len(self.actors))}
         flying: dict[Any, tuple[list[int], int]] = {}
         try:
@@ -150,21 +241,22 @@ class _PoolEmbedder:
                     a = min(busy, key=lambda k: busy[k])
                     size = self._batch * self._cpus[a]
                     piece = [todo.popleft() for _ in range(min(size, len(todo)))]
-                    ref = self.actors[a].embed.remote([texts[i] for i in piece])
-                    flying[ref] = (piece, a)
+                    flying[send(self.actors[a], piece)] = (piece, a)
                     busy[a] += 1
-                done, _ = ray.wait(list(flying), num_returns=1)
-                for ref in done:
+                finished, _ = ray.wait(list(flying), num_returns=1)
+                for ref in finished:
                     piece, a = flying.pop(ref)
                     busy[a] -= 1
-                    out[piece] = ray.get(ref)
-                    if progress is not None:
-                        progress(len(piece))
+                    done(piece, ray.get(ref))
         finally:
-            for ref in flying:  # after an error: what has not run yet need not run
+            # After an error: what has not run yet need not run; what is running is waited
+            # for, so a call writing rows ends before the session that owns them is undone.
+            for ref in flying:
                 with contextlib.suppress(Exception):  # never hide the error that got us here
                     ray.cancel(ref)
-        return out
+            if flying:
+                with contextlib.suppress(Exception):
+                    ray.wait(list(flying), num_returns=len(flying), timeout=_SETTLE_SECONDS)
 
 
 class RayIngestor(Ingestor):
@@ -183,6 +275,8 @@ class RayIngestor(Ingestor):
         self.address = settings.ray_address if address is None else address
         self._ray: ModuleType | None = None
         self._chunked: dict[int, tuple[Document, list[Chunk]]] = {}
+        # A Milvus server is reached by the workers too: they write the passages into it.
+        self.direct = isinstance(self.store, MilvusStore) and not self.store.lite
 
     def run(self, paths: Iterable[Path | str], sync: bool = True) -> IngestReport:
         paths = list(paths)
@@ -221,7 +315,10 @@ class RayIngestor(Ingestor):
         actors: list[tuple[Any, int]] = []
         if self.settings.ray_actors or not nodes:
             remote = ray.remote(num_cpus=1, **options)(EmbedActor)
-            actors = [(remote.remote(settings), 1) for _ in range(self.settings.ray_actors or 1)]
+            actors = [
+                (remote.remote(settings, self.direct), 1)
+                for _ in range(self.settings.ray_actors or 1)
+            ]
             why = f"the cluster has {cpus} CPUs; set RAG_RAY_ACTORS lower"
         else:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -230,9 +327,60 @@ class RayIngestor(Ingestor):
                 # soft: an actor whose node died may be restarted on another one
                 where = NodeAffinitySchedulingStrategy(node, soft=True)
                 remote = ray.remote(num_cpus=n, scheduling_strategy=where, **options)(EmbedActor)
-                actors.append((remote.remote(settings), n))
+                actors.append((remote.remote(settings, self.direct), n))
             why = f"one per node, each with all the node's CPUs ({cpus} in all)"
         return _PoolEmbedder(ray, actors, model_id, self.settings.embed_batch_size, why)
+
+    # --- passages written by the workers (a Milvus server) --------------------------------------
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        pending: list[_Pending],
+        writer: StoreWriter,
+        report: IngestReport,
+        queued: list[_Batch],
+        embedded: _Counter,
+    ) -> None:
+        """Into a server: the batch written now, in file order, all but its passage rows, which
+        the workers embed and write while this thread goes on (:meth:`_PoolEmbedder.write`)."""
+        if not self.direct:
+            super()._submit(pool, pending, writer, report, queued, embedded)
+            return
+        assert isinstance(writer, MilvusWriter) and isinstance(self.embedder, _PoolEmbedder)
+        hashes = [h for p in pending for h in p.hashes]
+        known = writer.cached_vectors(hashes)
+        texts: dict[str, str] = {}
+        for p in pending:
+            for h, t in zip(p.hashes, p.texts, strict=True):
+                if h not in known:
+                    texts.setdefault(h, t)
+        rows: list[dict[str, Any]] = []
+        unknown = np.zeros(self.embedder.dimension, dtype=np.float32)  # each filled by a worker
+        vectors = {h: known.get(h, unknown) for h in hashes}
+        self._apply(pending, vectors, writer, report, lambda items: rows.extend(
+            writer.add_articles_deferred(items)))  # fmt: skip
+        report.chunks_embedded += len(texts)
+        report.chunks_reused += len(hashes) - len(texts)
+        report.worker_writes += len(rows)
+        embedded.total += sum(r["embed_hash"] in texts for r in rows)
+        future = pool.submit(self.embedder.write, rows, texts, embedded.tick) if rows else None
+        queued.append(_Batch(pending, texts, {}, future, None))
+
+    def _write(
+        self, batch: _Batch, writer: StoreWriter, report: IngestReport, embedded: _Counter
+    ) -> None:
+        if not self.direct:
+            super()._write(batch, writer, report, embedded)
+            return
+        self._wait(batch, embedded)  # the rest of the batch was written when it was sent
+
+    def _settle(
+        self, queued: list[_Batch], writer: StoreWriter, report: IngestReport, embedded: _Counter
+    ) -> None:
+        """A commit publishes what the workers wrote, so it waits for every batch they have."""
+        if self.direct:
+            while queued:
+                self._write(queued.pop(0), writer, report, embedded)
 
     def _reading(self, files: Sequence[tuple[Path, str | None]]) -> Reading:
         """Files read here, parsed and chunked by Ray tasks a window ahead, yielded in order.

@@ -15,6 +15,7 @@ class IngestReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
+    worker_writes: int = 0  # passages the Ray workers wrote into a Milvus server themselves
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -28,6 +29,8 @@ class IngestReport:
         line = ", ".join(parts) + f"; {self.chunks_embedded} passages embedded"
         if self.chunks_reused:
             line += f", {self.chunks_reused} reused"
+        if self.worker_writes:
+            line += f" ({self.worker_writes} written by the Ray workers)"
         if not self.added and not self.updated and not self.removed and not self.renamed:
             line += " (nothing changed)"
         return line + f" in {self.seconds:.1f} s"
@@ -42,5 +45,6 @@ class IngestReport:
             "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
             "chunks_embedded": self.chunks_embedded,
             "chunks_reused": self.chunks_reused,
+            "worker_writes": self.worker_writes,
             "seconds": round(self.seconds, 3),
         }

@@ -27,7 +27,7 @@ from rag.store.milvus.groups import SessionGroups
 from rag.store.milvus.reader import read_state
 from rag.text.minhash import Sketch
 
-__all__ = ["MilvusWriter", "roll_back"]
+__all__ = ["MilvusWriter", "roll_back", "upsert_passages"]
 
 PASSAGE_FIELDS = ["pid", "article_id", "chunk_id", "ordinal", "start", "end", "source", "title",
                   "date", "embed_hash", "terms", "vector", "dl", "added", "removed"]  # fmt: skip
@@ -46,6 +46,13 @@ def _full_fields(client: Any, names: Names, collection: str) -> list[str]:
 def _insert(client: Any, collection: str, items: Sequence[dict[str, Any]]) -> None:
     for i in range(0, len(items), _BATCH):
         client.insert(collection, list(items[i : i + _BATCH]))
+
+
+def upsert_passages(client: Any, names: Names, items: Sequence[dict[str, Any]]) -> None:
+    """Passage rows from :meth:`MilvusWriter.add_articles_deferred`, written by another process
+    (a Ray worker); by id, so writing a row twice leaves one."""
+    for i in range(0, len(items), _BATCH):
+        client.upsert(names.passages, list(items[i : i + _BATCH]))
 
 
 def _with_dummy(row: dict[str, Any], names: Names, collection: str) -> dict[str, Any]:
@@ -172,6 +179,13 @@ class MilvusWriter:
             self.client.upsert(collection, older[i : i + _BATCH])
 
     def add_articles(self, items: Sequence[NewArticle]) -> None:
+        _insert(self.client, self.names.passages, self.add_articles_deferred(items))
+
+    def add_articles_deferred(self, items: Sequence[NewArticle]) -> list[dict[str, Any]]:
+        """:meth:`add_articles` but for the passage rows, which are returned for the caller to
+        write before the commit (Ray workers writing straight into a server, each row under
+        its id with ``upsert``, which a retry can repeat). Their ids are taken now, and the
+        session counts them as written: the commit publishes them, a roll-back deletes them."""
         sketches, keys = grouping.sketched(items)
         passages, articles = [], []
         pid = int(self.work["next_pid"])
@@ -202,10 +216,10 @@ class MilvusWriter:
             if self._articles is not None:
                 self._articles.add(a.id)
         _insert(self.client, self.names.articles, articles)
-        _insert(self.client, self.names.passages, passages)
         self.work["next_pid"] = pid
         self.changed = self.changed or bool(items)
         self.renew()
+        return passages
 
     def add_source(self, source: str, article_id: str, root: str | None) -> None:
         old = self.source_article(source)
