@@ -12,7 +12,10 @@ cluster is already running) and stopped after it, so no idle cluster runs beside
 - ``ray-1node``: ``--ray ADDRESS`` on one Ray node with all of this machine's CPUs;
 - ``ray-2nodes``: ``--ray ADDRESS`` on two Ray nodes of half the CPUs each (``ray start`` twice,
   as the tests do); on both Ray routes the default actors, one per node with the node's CPUs;
-- ``ray-start`` (optional): ``--ray`` with no address, starting and stopping Ray in the run.
+- ``ray-start`` (optional): ``--ray`` with no address, starting and stopping Ray in the run;
+- ``ray-1node-server`` and ``ray-1node-server-driver`` (optional): ``ray-1node`` into a Milvus
+  server (``milvus-lite server``, started before the run and stopped after it), the workers
+  writing the passages themselves, or (``RAG_RAY_WORKER_WRITES=false``) through the driver.
 
 Every Ray index is compared with the local index of the same repeat (passage ids and offsets,
 sources, duplicate groups, vectors within cosine 0.9999). The table shows medians, the range, and
@@ -36,10 +39,19 @@ sys.path.insert(0, str(ROOT))
 
 from bench_ingest import BBC, loadavg, write_bbc  # noqa: E402
 
-from tests.index_compare import differences, index_print  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from tests.index_compare import IndexPrint, differences, index_print  # noqa: E402
+from tests.milvus_server import MilvusServer  # noqa: E402
 from tests.ray_cluster import RayCluster  # noqa: E402
 
-ROUTES = ("local", "ray-1node", "ray-2nodes", "ray-start")
+ROUTES = (
+    "local",
+    "ray-1node",
+    "ray-2nodes",
+    "ray-start",
+    "ray-1node-server",
+    "ray-1node-server-driver",
+)
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
@@ -51,17 +63,26 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return seconds
 
 
-def run_route(route: str, folder: Path, index: Path, cpus: int) -> float:
+def run_route(route: str, folder: Path, index: Path, cpus: int) -> tuple[float, IndexPrint]:
+    """The route's wall time, and the index it made."""
     cmd = [sys.executable, "-m", "rag", "ingest", str(folder)]
     base = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(index)}
     if route == "local":
-        return timed(cmd, base)
+        return timed(cmd, base), index_print(index)
     if route == "ray-start":
-        return timed([*cmd, "--ray"], {**base, "RAY_USAGE_STATS_ENABLED": "0"})
-    nodes = 1 if route == "ray-1node" else 2
+        env = {**base, "RAY_USAGE_STATS_ENABLED": "0"}
+        return timed([*cmd, "--ray"], env), index_print(index)
+    nodes = 2 if route == "ray-2nodes" else 1
     with RayCluster(nodes=nodes, cpus=max(1, cpus // nodes)) as cluster:
         env = {**cluster.env, "RAG_INDEX_DIR": str(index)}  # the default: an actor per node
-        return timed([*cmd, "--ray", cluster.address], env)
+        if "server" not in route:
+            return timed([*cmd, "--ray", cluster.address], env), index_print(index)
+        with MilvusServer(index.with_suffix(".milvus")) as uri:
+            env.update(RAG_STORE="milvus", RAG_MILVUS_URI=uri)
+            if route.endswith("-driver"):
+                env["RAG_RAY_WORKER_WRITES"] = "false"
+            seconds = timed([*cmd, "--ray", cluster.address], env)
+            return seconds, index_print(Settings(store="milvus", milvus_uri=uri, index_dir=index))
 
 
 def main() -> None:
@@ -90,10 +111,9 @@ def main() -> None:
             local_print = None
             for route in routes:
                 index = work / f"index-{route}-{rep}"
-                seconds = run_route(route, folder, index, args.cpus)
+                seconds, fp = run_route(route, folder, index, args.cpus)
                 walls[route].append(seconds)
                 ratios[route].append(seconds / walls["local"][-1])
-                fp = index_print(index)
                 if route == "local":
                     local_print, passages = fp, len(fp.passages)
                 else:
@@ -104,6 +124,7 @@ def main() -> None:
                         print(f"  {route} repeat {rep}: NOT the local index: {diff}", flush=True)
                 print(f"repeat {rep} {route:<10} {seconds:7.1f} s  load {loadavg()}", flush=True)
                 shutil.rmtree(index, ignore_errors=True)
+                shutil.rmtree(index.with_suffix(".milvus"), ignore_errors=True)
         print(
             f"\nBBC, first {files} articles, {passages} passages; {args.repeats} repeats, "
             f"{os.cpu_count()} CPUs; medians (range)\n"

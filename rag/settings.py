@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="Embedding actors of a Ray ingest, each loading the model once and using one "
         "CPU; 0: one per node of the cluster, each using all that node's CPUs.",
     )
+    ray_worker_writes: bool = Field(
+        True,
+        description="With a Milvus server as the store, the Ray workers write the passages they "
+        "embed into it themselves, so the vectors never pass through the driver; false: all writes "
+        "go through the driver (for nodes that cannot reach the server).",
+    )
 
     # --- retrieval ---------------------------------------------------------------------------
     k: int = Field(5, ge=1, le=100, description="Passages returned per question.")

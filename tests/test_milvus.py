@@ -11,6 +11,7 @@ import itertools
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -240,40 +241,54 @@ def test_a_session_that_never_commits_is_undone_by_the_next_writer(
     assert store.check() == []
 
 
-def test_passage_rows_written_by_workers_are_published_by_the_commit_or_undone(
+@pytest.mark.usefixtures("processes")
+def test_passage_rows_written_through_the_sink_are_published_by_the_commit_or_undone(
     tmp_path: Path, lite: Path
 ) -> None:
-    """The Ray ingest's route into a server: the session hands out the passage rows and
-    another client writes them (twice, as a retried call would). The commit publishes them
-    once; a session closed without one leaves nothing of them."""
-    from rag.store.milvus.writer import upsert_passages
+    """The Ray ingest's route into a server: the session hands out the passage rows and a
+    sink, pickled as it is sent to a worker, writes them (twice, as a retried call would),
+    giving the rows it has vectors for those vectors. The commit publishes each row once; a
+    session closed without a commit leaves nothing of them."""
+    import pickle
+
+    import numpy as np
+
+    from tests.milvus_server import MilvusServer
     from tests.store_contract import new_article
 
-    settings = milvus_settings(tmp_path, lite)
-    store: Any = open_store(settings)
+    assert open_store(Settings(index_dir=tmp_path / "local")).passage_sink() is None
+    assert open_store(milvus_settings(tmp_path, lite)).passage_sink() is None  # one process's
     text = "The ferry to Calder runs twice a day. Its timetable changed in May."
-    with store.writer("hash-64", 64) as w:
-        rows = w.add_articles_deferred([new_article("Ferry", text, "/x/ferry.txt")])
-        assert rows and all(r["vector"] for r in rows)
-        upsert_passages(store.client(), store.names, rows)
-        upsert_passages(store.client(), store.names, rows)
-        w.add_source("/x/ferry.txt", rows[0]["article_id"], None)
-        w.commit()
-    reader = store.reader("hash-64")
-    assert reader.counts() == (1, len(rows)) and store.check() == []
-    pids = [r["pid"] for r in rows]
-    assert sorted(reader.passages(pids)) == pids
-    found = store.client().query(store.names.passages, filter="pid >= 0", output_fields=["pid"])
-    assert sorted(r["pid"] for r in found) == pids  # one row each
-
-    with store.writer("hash-64", 64) as w:  # rows written, then the session ends uncommitted
-        more = w.add_articles_deferred(
-            [new_article("Ghost", "A ghost ship in Calder.", "/x/g.txt")]
+    with MilvusServer(tmp_path / "served.db") as uri:
+        store: Any = open_store(Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path))
+        with store.writer("hash-64", 64) as w:
+            item = new_article("Ferry", text, "/x/ferry.txt")
+            placeholder = np.zeros_like(item.vectors)  # the vectors are made by the sink's user
+            rows = w.add_articles_deferred([replace(item, vectors=placeholder)])
+            sink = pickle.loads(pickle.dumps(store.passage_sink()))
+            made = dict(zip(item.embed_hashes, item.vectors, strict=True))
+            sink.write(rows, made)
+            sink.write(rows, made)
+            w.add_source("/x/ferry.txt", item.article.id, None)
+            w.commit()
+        reader = store.reader("hash-64")
+        pids = [r["pid"] for r in rows]
+        assert reader.counts() == (1, len(pids)) and store.check() == []
+        assert np.allclose(reader.vectors_for(pids), item.vectors, atol=1e-6)
+        assert [c.text for c, _ in reader.passages(pids).values()] == [c.text for c in item.chunks]
+        everything = store.client().query(
+            store.names.passages, filter="pid >= 0", output_fields=["pid"]
         )
-        upsert_passages(store.client(), store.names, more)
-    found = store.client().query(store.names.passages, filter="pid >= 0", output_fields=["pid"])
-    assert sorted(r["pid"] for r in found) == pids
-    assert reader.refresh() is False and store.check() == []
+        assert sorted(r["pid"] for r in everything) == pids  # one row each
+
+        with store.writer("hash-64", 64) as w:  # rows written, then the session ends uncommitted
+            ghost = new_article("Ghost", "A ghost ship in Calder.", "/x/g.txt")
+            sink.write(w.add_articles_deferred([ghost]), {})
+        everything = store.client().query(
+            store.names.passages, filter="pid >= 0", output_fields=["pid"]
+        )
+        assert sorted(r["pid"] for r in everything) == pids
+        assert reader.refresh() is False and store.check() == []
 
 
 _CHILD = """

@@ -292,17 +292,17 @@ def test_a_worker_that_cannot_reach_the_milvus_server_says_so_in_one_line(tmp_pa
     machine): an actor checks before it is sent anything, and the error names the worker."""
     from rag.errors import StoreUnavailable
     from rag.ingest.ray_ingest import EmbedActor
+    from rag.store.base import open_store
 
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    settings = Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path / "i")
-    assert EmbedActor(settings).describe()[1] == 384  # it reaches nothing unless it writes
+    sink = open_store(Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path)).passage_sink()
+    assert EmbedActor(Settings()).describe()[1] == 384  # it reaches nothing unless it writes
     with pytest.raises(StoreUnavailable) as said:
-        EmbedActor(settings, writes=True).describe()
-    assert len(said.value.args[0].splitlines()) == 1
-    assert said.value.args[0].startswith(f"a Ray worker on {socket.gethostname()}: cannot reach")
-    assert (
-        f"Milvus at {uri}" in said.value.args[0] and "every node must reach" in said.value.args[0]
-    )
+        EmbedActor(Settings(), sink).describe()
+    message = said.value.args[0]
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f"a Ray worker on {socket.gethostname()}: cannot reach")
+    assert f"Milvus at {uri}" in message and "every node must reach" in message
 
 
 def test_unreachable_cluster_is_one_line(articles: Path, tmp_path: Path) -> None:

@@ -16,10 +16,14 @@ embedded, so a rerun embeds only what is new. Around that decision it hands work
   in flight per actor;
 - **writing**: the batches stream back to the driver, which writes them through the store
   interface and commits exactly as :class:`~rag.ingest.pipeline.Ingestor` does (it is a
-  subclass that swaps the reader, the chunker and the embedder; nothing else differs).
+  subclass that swaps the reader, the chunker and the embedder; nothing else differs). Into a
+  store on a server (one with a :class:`~rag.store.base.PassageSink`), the actors write the
+  passage rows themselves (``RAG_RAY_WORKER_WRITES``): the driver writes the rest of a batch as
+  it sends it, and waits for the actors before a commit.
 
-Ray retries a task whose worker died and restarts a dead actor and re-runs its call; both are
-pure functions of their input and only the driver writes, so a retry never duplicates anything.
+Ray retries a task whose worker died and restarts a dead actor and re-runs its call; reading and
+embedding are pure functions of their input, and an actor writes its rows by id (``upsert``),
+so a retry never duplicates anything.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -51,9 +55,7 @@ from rag.ingest.pipeline import (
 from rag.ingest.ray_cluster import connect, ray_failure
 from rag.ingest.report import IngestReport
 from rag.settings import Settings
-from rag.store.base import StoreWriter
-from rag.store.milvus.store import MilvusStore
-from rag.store.milvus.writer import MilvusWriter, upsert_passages
+from rag.store.base import NewArticle, PassageRow, PassageSink, SinkWriter, StoreWriter
 from rag.types import Chunk, Document, content_hash
 
 __all__ = ["RayIngestor"]
@@ -84,48 +86,33 @@ def read_group(items: Sequence[tuple[str, bytes]], settings: Settings) -> list[F
 
 class EmbedActor:
     """One embedding model, loaded once when the actor starts, embedding what it is sent; with
-    ``writes`` it also writes passage rows into the Milvus server of ``settings``."""
+    a ``sink`` it also writes passage rows into the store (a server) through it."""
 
-    def __init__(self, settings: Settings, writes: bool = False) -> None:
+    def __init__(self, settings: Settings, sink: PassageSink | None = None) -> None:
         self.embedder = CheckedEmbeddings(settings)
         self.info = (self.embedder.model_id, self.embedder.dimension)  # loads the model now
-        self.settings, self.writes = settings, writes
-        self.store: MilvusStore | None = None
+        self.sink = sink
 
     def describe(self) -> tuple[str, int]:
-        if self.writes:  # the server is reached now, before anything is to be written
-            self._store()
-        return self.info
-
-    def _store(self) -> MilvusStore:
-        """The server, connected on first use (an actor Ray restarted starts without it)."""
-        if self.store is None:
-            store = MilvusStore.from_settings(self.settings)
+        if self.sink is not None:  # the store is reached now, before anything is to be written
             try:
-                store.client()
+                self.sink.connect()
             except RagError as e:
                 raise type(e)(
                     f"a Ray worker on {socket.gethostname()}: {e}; every node must reach the "
-                    "Milvus server at the RAG_MILVUS_URI the ingest is given"
+                    "store's server (or set RAG_RAY_WORKER_WRITES=false)"
                 ) from None
-            self.store = store
-        return self.store
+        return self.info
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed(texts)
 
-    def write(self, rows: list[dict[str, Any]], texts: dict[str, str]) -> int:
-        """Embed ``texts`` (embed hash -> text), put each vector in the rows of its hash and
-        write the rows; the number of texts embedded."""
-        if texts:
-            vectors = dict(zip(texts, self.embedder.embed(list(texts.values())), strict=True))
-            for row in rows:
-                vec = vectors.get(row["embed_hash"])
-                if vec is not None:
-                    row["vector"] = vec.tolist()
-        store = self._store()
-        upsert_passages(store.client(), store.names, rows)
-        return len(texts)
+    def write(self, rows: list[PassageRow], texts: dict[str, str]) -> None:
+        """Embed ``texts`` (embed hash -> text) and write the rows, each with the vector of
+        its hash (an actor Ray restarted connects again on its first write)."""
+        assert self.sink is not None, "write() is for actors given a sink"
+        vectors = self.embedder.embed(list(texts.values())) if texts else np.zeros((0, 0))
+        self.sink.write(rows, dict(zip(texts, vectors, strict=True)))
 
 
 class _PoolEmbedder:
@@ -196,7 +183,7 @@ class _PoolEmbedder:
 
     def write(
         self,
-        rows: Sequence[dict[str, Any]],
+        rows: Sequence[PassageRow],
         texts: dict[str, str],
         progress: Callable[[int], None] | None = None,
     ) -> None:
@@ -211,7 +198,7 @@ class _PoolEmbedder:
                       if r["embed_hash"] in texts}  # fmt: skip
             return actor.write.remote(part, wanted)
 
-        def done(piece: list[int], _: int) -> None:
+        def done(piece: list[int], _: None) -> None:
             if progress is not None:  # counted in passages, as a local ingest counts them
                 progress(sum(rows[i]["embed_hash"] in texts for i in piece))
 
@@ -275,11 +262,15 @@ class RayIngestor(Ingestor):
         self.address = settings.ray_address if address is None else address
         self._ray: ModuleType | None = None
         self._chunked: dict[int, tuple[Document, list[Chunk]]] = {}
-        # A Milvus server is reached by the workers too: they write the passages into it.
-        self.direct = isinstance(self.store, MilvusStore) and not self.store.lite
+        self.sink: PassageSink | None = None  # set by run() for a store on a server
 
     def run(self, paths: Iterable[Path | str], sync: bool = True) -> IngestReport:
         paths = list(paths)
+        # A store on a server is reached by the workers too: they write the passages into it.
+        # It is reached from here first, so an address nobody can reach is said plainly.
+        self.sink = self.store.passage_sink() if self.settings.ray_worker_writes else None
+        if self.sink is not None:
+            self.sink.connect()
         ray, owned = connect(self.address)
         local = self.embedder
         try:
@@ -316,7 +307,7 @@ class RayIngestor(Ingestor):
         if self.settings.ray_actors or not nodes:
             remote = ray.remote(num_cpus=1, **options)(EmbedActor)
             actors = [
-                (remote.remote(settings, self.direct), 1)
+                (remote.remote(settings, self.sink), 1)
                 for _ in range(self.settings.ray_actors or 1)
             ]
             why = f"the cluster has {cpus} CPUs; set RAG_RAY_ACTORS lower"
@@ -327,11 +318,11 @@ class RayIngestor(Ingestor):
                 # soft: an actor whose node died may be restarted on another one
                 where = NodeAffinitySchedulingStrategy(node, soft=True)
                 remote = ray.remote(num_cpus=n, scheduling_strategy=where, **options)(EmbedActor)
-                actors.append((remote.remote(settings, self.direct), n))
+                actors.append((remote.remote(settings, self.sink), n))
             why = f"one per node, each with all the node's CPUs ({cpus} in all)"
         return _PoolEmbedder(ray, actors, model_id, self.settings.embed_batch_size, why)
 
-    # --- passages written by the workers (a Milvus server) --------------------------------------
+    # --- passages written by the workers (a store on a server) -----------------------------------
     def _submit(
         self,
         pool: ThreadPoolExecutor,
@@ -343,10 +334,11 @@ class RayIngestor(Ingestor):
     ) -> None:
         """Into a server: the batch written now, in file order, all but its passage rows, which
         the workers embed and write while this thread goes on (:meth:`_PoolEmbedder.write`)."""
-        if not self.direct:
+        if self.sink is None:
             super()._submit(pool, pending, writer, report, queued, embedded)
             return
-        assert isinstance(writer, MilvusWriter) and isinstance(self.embedder, _PoolEmbedder)
+        assert isinstance(self.embedder, _PoolEmbedder)
+        deferring = cast(SinkWriter, writer)  # a store with a sink has writers that defer
         hashes = [h for p in pending for h in p.hashes]
         known = writer.cached_vectors(hashes)
         texts: dict[str, str] = {}
@@ -354,11 +346,13 @@ class RayIngestor(Ingestor):
             for h, t in zip(p.hashes, p.texts, strict=True):
                 if h not in known:
                     texts.setdefault(h, t)
-        rows: list[dict[str, Any]] = []
+        rows: list[PassageRow] = []
+
+        def add(items: list[NewArticle]) -> None:
+            rows.extend(deferring.add_articles_deferred(items))
+
         unknown = np.zeros(self.embedder.dimension, dtype=np.float32)  # each filled by a worker
-        vectors = {h: known.get(h, unknown) for h in hashes}
-        self._apply(pending, vectors, writer, report, lambda items: rows.extend(
-            writer.add_articles_deferred(items)))  # fmt: skip
+        self._apply(pending, {h: known.get(h, unknown) for h in hashes}, writer, report, add)
         report.chunks_embedded += len(texts)
         report.chunks_reused += len(hashes) - len(texts)
         report.worker_writes += len(rows)
@@ -369,7 +363,7 @@ class RayIngestor(Ingestor):
     def _write(
         self, batch: _Batch, writer: StoreWriter, report: IngestReport, embedded: _Counter
     ) -> None:
-        if not self.direct:
+        if self.sink is None:
             super()._write(batch, writer, report, embedded)
             return
         self._wait(batch, embedded)  # the rest of the batch was written when it was sent
@@ -378,7 +372,7 @@ class RayIngestor(Ingestor):
         self, queued: list[_Batch], writer: StoreWriter, report: IngestReport, embedded: _Counter
     ) -> None:
         """A commit publishes what the workers wrote, so it waits for every batch they have."""
-        if self.direct:
+        if self.sink is not None:
             while queued:
                 self._write(queued.pop(0), writer, report, embedded)
 

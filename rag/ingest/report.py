@@ -15,7 +15,7 @@ class IngestReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
-    worker_writes: int = 0  # passages the Ray workers wrote into a Milvus server themselves
+    worker_writes: int = 0  # passages the Ray workers wrote into a server store themselves
     seconds: float = 0.0
 
     def summary(self) -> str:

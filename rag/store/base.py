@@ -6,12 +6,15 @@ time for ingestion. Passages are named by ``int`` ids (int64) chosen by the stor
 their content hash. Searches take the :class:`~rag.types.Filters` value, so an engine that can
 filter inside its search does. :func:`open_store` picks the backend named by ``RAG_STORE``.
 
+A store that other processes can reach (a server) may also hand out a :class:`PassageSink`,
+through which Ray workers write the passage rows of the one write session themselves.
+
 Every backend passes the contract suite in ``tests/store_contract.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,7 +28,17 @@ if TYPE_CHECKING:
     from rag.settings import Settings
     from rag.text.minhash import Sketch
 
-__all__ = ["NewArticle", "Store", "StoreReader", "StoreWriter", "open_store", "passages_of"]
+__all__ = [
+    "NewArticle",
+    "PassageRow",
+    "PassageSink",
+    "SinkWriter",
+    "Store",
+    "StoreReader",
+    "StoreWriter",
+    "open_store",
+    "passages_of",
+]
 
 # (passage id, score), best first: cosine for dense search, BM25 for lexical search.
 ScoredIds = list[tuple[int, float]]
@@ -158,6 +171,37 @@ class StoreWriter(Protocol):
         ...
 
 
+# A passage row as a store writes it, handed out by SinkWriter.add_articles_deferred: opaque to
+# the caller but for its "embed_hash" (the hash of the text its vector is made of).
+PassageRow = dict[str, Any]
+
+
+class SinkWriter(StoreWriter, Protocol):
+    """The write session of a store with a :class:`PassageSink`."""
+
+    def add_articles_deferred(self, items: Sequence[NewArticle]) -> list[PassageRow]:
+        """:meth:`StoreWriter.add_articles` but for the passage rows, which are returned for a
+        :class:`PassageSink` to write before the commit. Their ids are taken now, in order, and
+        the session counts them: the commit publishes them, a roll-back removes them. The
+        vectors of ``items`` may be placeholders for the rows the sink is given vectors for."""
+        ...
+
+
+class PassageSink(Protocol):
+    """Writes the passage rows of a store's write session from another process (a Ray worker).
+    Sent there by pickling: it holds where the store is, never an open connection."""
+
+    def connect(self) -> None:
+        """Reach the store now (StoreUnavailable when it cannot), so a worker that cannot is
+        found before it is sent anything."""
+        ...
+
+    def write(self, rows: Sequence[PassageRow], vectors: Mapping[str, np.ndarray]) -> None:
+        """Write the rows, each row whose embed hash is in ``vectors`` taking that vector. Rows
+        are written by id: writing one twice (a retried call) leaves one."""
+        ...
+
+
 class Store(Protocol):
     """One index, wherever it lives."""
 
@@ -185,6 +229,12 @@ class Store(Protocol):
 
     def compact(self, model_id: str) -> None:
         """Merge the stored index into as few parts as it allows (a maintenance step)."""
+        ...
+
+    def passage_sink(self) -> PassageSink | None:
+        """A sink other processes can write this index's passages through (then the writers
+        are each a :class:`SinkWriter`); None when only the writing process can write it (a
+        folder, an embedded engine's file)."""
         ...
 
 

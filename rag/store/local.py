@@ -125,3 +125,7 @@ class LocalStore:
                 writer.commit(compact=True)
             finally:
                 writer.close()
+
+    def passage_sink(self) -> None:
+        """None: only the process holding the folder's write lock writes it."""
+        return None

@@ -22,7 +22,7 @@ from rag.settings import Settings
 from rag.store.milvus import rows
 from rag.store.milvus.connect import LIVE, Names, connect, create_collections, resolve_uri
 from rag.store.milvus.reader import MilvusReader, read_state
-from rag.store.milvus.writer import MilvusWriter
+from rag.store.milvus.writer import MilvusWriter, ServerSink
 
 __all__ = ["MilvusStore"]
 
@@ -135,6 +135,12 @@ class MilvusStore:
             held = holder()
             if held is not None and held["owner"] == me:  # not a lease that expired and moved on
                 client.delete(self.names.meta, ids=["writer"])
+
+    def passage_sink(self) -> ServerSink | None:
+        """On a server, Ray workers write passages too; a Lite file is this process's alone."""
+        if self._bad is not None:
+            raise self._bad
+        return None if self.lite else ServerSink(self.uri, self.token, self.names)
 
     def check(self) -> list[str]:
         """Counts and ids agree between the collections of the published commit."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,12 +22,12 @@ from rag.store import grouping
 from rag.store.base import NewArticle
 from rag.store.lexical import TUNED_B, TUNED_K1
 from rag.store.milvus import rows
-from rag.store.milvus.connect import LIVE, Names
+from rag.store.milvus.connect import LIVE, Names, connect
 from rag.store.milvus.groups import SessionGroups
 from rag.store.milvus.reader import read_state
 from rag.text.minhash import Sketch
 
-__all__ = ["MilvusWriter", "roll_back", "upsert_passages"]
+__all__ = ["MilvusWriter", "ServerSink", "roll_back"]
 
 PASSAGE_FIELDS = ["pid", "article_id", "chunk_id", "ordinal", "start", "end", "source", "title",
                   "date", "embed_hash", "terms", "vector", "dl", "added", "removed"]  # fmt: skip
@@ -48,11 +48,30 @@ def _insert(client: Any, collection: str, items: Sequence[dict[str, Any]]) -> No
         client.insert(collection, list(items[i : i + _BATCH]))
 
 
-def upsert_passages(client: Any, names: Names, items: Sequence[dict[str, Any]]) -> None:
-    """Passage rows from :meth:`MilvusWriter.add_articles_deferred`, written by another process
-    (a Ray worker); by id, so writing a row twice leaves one."""
-    for i in range(0, len(items), _BATCH):
-        client.upsert(names.passages, list(items[i : i + _BATCH]))
+class ServerSink:
+    """The :class:`~rag.store.base.PassageSink` of an index on a Milvus server: another process
+    (a Ray worker) writes passage rows from :meth:`MilvusWriter.add_articles_deferred` with
+    ``upsert``, by id."""
+
+    def __init__(self, uri: str, token: str, names: Names) -> None:
+        self.uri, self.token, self.names = uri, token, names
+        self._client: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"uri": self.uri, "token": self.token, "names": self.names, "_client": None}
+
+    def connect(self) -> None:
+        if self._client is None:
+            self._client = connect(self.uri, self.token, lite=False, create=False)
+
+    def write(self, rows: Sequence[dict[str, Any]], vectors: Mapping[str, np.ndarray]) -> None:
+        self.connect()
+        for row in rows:
+            vec = vectors.get(row["embed_hash"])
+            if vec is not None:
+                row["vector"] = np.asarray(vec, dtype=np.float32).tolist()
+        for i in range(0, len(rows), _BATCH):
+            self._client.upsert(self.names.passages, list(rows[i : i + _BATCH]))
 
 
 def _with_dummy(row: dict[str, Any], names: Names, collection: str) -> dict[str, Any]:
@@ -182,10 +201,9 @@ class MilvusWriter:
         _insert(self.client, self.names.passages, self.add_articles_deferred(items))
 
     def add_articles_deferred(self, items: Sequence[NewArticle]) -> list[dict[str, Any]]:
-        """:meth:`add_articles` but for the passage rows, which are returned for the caller to
-        write before the commit (Ray workers writing straight into a server, each row under
-        its id with ``upsert``, which a retry can repeat). Their ids are taken now, and the
-        session counts them as written: the commit publishes them, a roll-back deletes them."""
+        """:meth:`add_articles` but for the passage rows, returned for a :class:`ServerSink`
+        to write (see :class:`~rag.store.base.SinkWriter`); the roll-back of a session that
+        does not commit deletes them like its own rows, by their version."""
         sketches, keys = grouping.sketched(items)
         passages, articles = [], []
         pid = int(self.work["next_pid"])
