@@ -187,6 +187,20 @@ def test_two_node_ingest_into_a_milvus_server_is_written_by_the_workers(
     assert len(out["unchanged"]) == 4 and out["worker_writes"] == out["chunks_embedded"] == 0
 
 
+def test_with_worker_writes_off_the_driver_writes_the_server_index(
+    cluster: RayCluster, articles: Path, local_index: Path, server: str, tmp_path: Path
+) -> None:
+    """RAG_RAY_WORKER_WRITES=false, for nodes that cannot reach the server: the same index,
+    every row written by the driver."""
+    index = tmp_path / "ray"
+    env, settings = served(index, {**cluster.env, "RAG_RAY_WORKER_WRITES": "false"}, server)
+    r = rag("ingest", str(articles), "--ray", cluster.address, "--json", index=index, env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["added"]) == 5 and out["worker_writes"] == 0
+    assert differences(index_print(local_index), index_print(settings)) == []
+
+
 def _embedded(log: Path) -> int:
     """Passages embedded so far, from the progress bar on the ingest's stderr."""
     found = re.findall(
