@@ -253,7 +253,7 @@ def test_server_streaming_matches_non_streaming(server):
 
 def test_server_stream_delivers_tokens_as_they_arrive(server):
     reply = "The old bridge reopened in May after a year [3]."
-    server.enqueue(Slow(reply, chunk_delay=0.25))
+    server.enqueue(Slow(reply, chunk_delay=0.12))
     stream = server_answerer(server).stream("q", HITS)
     start = time.monotonic()
     first = next(stream)
@@ -261,8 +261,8 @@ def test_server_stream_delivers_tokens_as_they_arrive(server):
     rest = list(stream)
     total = time.monotonic() - start
     assert first + "".join(rest) == reply
-    assert total >= 0.25 * len(tokens(reply))  # the server really paced the chunks
-    assert first_at < total - 1.0  # ...and the first token came out long before the last
+    assert total >= 0.12 * len(tokens(reply))  # the server really paced the chunks
+    assert first_at < total - 0.6  # ...and the first token came out long before the last
     assert stream.answer.sentences[0].supported
 
 
