@@ -106,6 +106,44 @@ def test_a_new_article_is_compared_only_with_its_candidates(
     assert reader.article(items[7].article.id).group_id == reprint.article.id
 
 
+def test_a_new_copy_of_a_much_reprinted_story_is_checked_against_one_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thirty stored copies of one story are all its LSH candidates; the group is checked
+    through one of them, whose text alone is fetched, and the new copy joins all thirty."""
+    rng = random.Random(8)
+    story = "\n\n".join(family(rng, 5))
+    store = LocalStore(tmp_path / "index")
+    copies = [new_article(f"Copy {i}", f"{story}\n\nRun by outlet {i}.", f"/f/{i}.txt")
+              for i in range(30)]  # fmt: skip
+    with store.writer(MODEL, DIM) as w:
+        w.add_articles(copies)
+        for it in copies:
+            w.add_source(it.article.source, it.article.id, "/f")
+        w.regroup(0.5)
+        w.commit()
+    fetched: list[int] = []
+    checked: list[int] = []
+    real, real_versions = grouping.regroup, grouping.versions
+
+    def counting(rows: Any, *args: Any) -> None:
+        real_texts = rows.texts
+        rows.texts = lambda ids: fetched.append(len(ids)) or real_texts(ids)
+        real(rows, *args)
+
+    monkeypatch.setattr(grouping, "regroup", counting)
+    monkeypatch.setattr(grouping, "versions", lambda *a: checked.append(1) or real_versions(*a))
+    late = new_article("Late copy", f"{story}\n\nRun by a late outlet.", "/f/late.txt")
+    with store.writer(MODEL, DIM) as w:
+        w.add_articles([late])
+        w.add_source("/f/late.txt", late.article.id, "/f")
+        w.regroup(0.5)
+        w.commit()
+    assert fetched[0] == 1 and len(checked) == 1
+    got, want = stored_groups(store)
+    assert got == want and len(set(got.values())) == 1 and len(got) == 31
+
+
 def test_intermediate_commits_keep_every_group(tmp_path: Path) -> None:
     """A long ingest commits along the way: the copies written before a commit are grouped too
     (each commit used to start a new session that forgot the articles added since the last

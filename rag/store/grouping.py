@@ -95,23 +95,44 @@ def regroup(
     if usable and others:
         keys = band_keys(np.stack([added[a].signature for a in usable]))
         filed = rows.candidates(set(keys.ravel().tolist()))
+        empty: set[str] = set()
         for a, row in zip(usable, keys.tolist(), strict=True):
-            for k in row:
-                partners[a].update(c for c in filed.get(k, ()) if c not in added)
-    unknown = {c for cands in partners.values() for c in cands if c not in sketches}
-    if unknown:
-        texts = rows.texts(unknown)
-        sketches.update(zip(texts, sketch_texts(list(texts.values())), strict=True))
-    current = rows.groups_of({c for cands in partners.values() for c in cands})
-    for aid, cands in partners.items():
-        for c in cands:
-            if c in sketches and versions(sketches[aid], sketches[c], threshold):
-                union(aid, c)
-                joined = current.get(c)
-                if joined is not None and joined not in old_groups:
-                    old_groups.add(joined)
-                    for m in rows.members(joined):
-                        union(m, c)
+            # (the new articles are stored too: their pairs came from the banding above)
+            partners[a] |= set().union(*(filed.get(k, empty) for k in row)) - added.keys()
+    every = {c for cands in partners.values() for c in cands}
+    current = rows.groups_of(every)
+
+    def check(among: set[str]) -> None:
+        """Check the candidates in ``among`` (their texts fetched once), joining versions."""
+        unknown = [c for c in among if c not in sketches]
+        if unknown:
+            texts = rows.texts(unknown)
+            sketches.update(zip(texts, sketch_texts(list(texts.values())), strict=True))
+        for aid, cands in partners.items():
+            for c in cands & among:
+                if c in parent and find(c) == find(aid):
+                    continue  # joined already, through another member of c's group
+                if c in sketches and versions(sketches[aid], sketches[c], threshold):
+                    union(aid, c)
+                    joined = current.get(c)
+                    if joined is not None and joined not in old_groups:
+                        old_groups.add(joined)
+                        for m in rows.members(joined):
+                            union(m, c)
+
+    # A stored group is checked through one member first: a new copy of a much-reprinted story
+    # joins the whole group on one check, without the texts of the others. The others are
+    # checked only against the new articles that member did not take in.
+    first: dict[str, str] = {}
+    for c in sorted(every):
+        if c not in sketches and current.get(c) is not None:
+            first.setdefault(str(current[c]), c)
+    later = {c for c in every if c not in sketches and current.get(c) is not None} - set(
+        first.values()
+    )
+    check(every - later)
+    check({c for aid, cands in partners.items() for c in cands & later
+           if not (c in parent and find(c) == find(aid))})  # fmt: skip
     comps: dict[str, list[str]] = {}
     for a in parent:
         comps.setdefault(find(a), []).append(a)
