@@ -449,3 +449,25 @@ def test_a_server_older_than_2_5_is_one_line_naming_the_version(
     bare = version.removeprefix("v")
     assert said.message.startswith(f"Milvus server {bare} at http://m:19530 is older than 2.5")
     assert "BM25" in said.message and "\n" not in said.message and said.exit_code == 1
+
+
+def test_the_client_does_not_ping_idle_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Milvus Lite's gRPC server answers idle pings with GOAWAY "too_many_pings", after which
+    pymilvus failed to reconnect (docs/scaling.md): every client the store makes asks gRPC for
+    pings during calls only."""
+    import pymilvus
+
+    from rag.store.milvus import connect as module
+
+    made: list[dict[str, Any]] = []
+
+    class Recorder:
+        def __init__(self, **kwargs: Any) -> None:
+            made.append(kwargs)
+
+        def get_server_version(self, timeout: float) -> str:
+            return "v2.5.4"
+
+    monkeypatch.setattr(pymilvus, "MilvusClient", Recorder)
+    module.connect("http://m:19530", "", lite=False, create=False)
+    assert made[0]["grpc_options"]["grpc.keepalive_permit_without_calls"] == 0

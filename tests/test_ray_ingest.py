@@ -169,6 +169,8 @@ def test_two_node_ingest_into_a_milvus_server_is_written_by_the_workers(
         assert r.returncode == 0, r.stderr
         assert differences(index_print(local), index_print(settings)) == []
         assert passage_rows(settings) == sorted(index_print(local).passages)  # no duplicates
+        checked = rag("check", index=index, env=env)
+        assert checked.returncode == 0 and "is consistent" in checked.stdout, checked.stderr
         return json.loads(r.stdout) if more else {"summary": r.stdout}
 
     out = both()

@@ -53,6 +53,11 @@ VARCHAR_MAX = 65_535
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
 _CONNECT_TIMEOUT = 10.0
 MIN_SERVER = (2, 5)  # the BM25 function (full-text search) came with Milvus 2.5
+# pymilvus pings an idle connection every 10 s. Milvus Lite's gRPC server (the engine of a Lite
+# file, and `milvus-lite server`) keeps gRPC's default policy, which answers a third ping
+# without data with GOAWAY "too_many_pings", and pymilvus then fails to reconnect: a page or
+# API process idle for half a minute could no longer reach its index. Pings only during calls.
+_GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": 0}
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,8 @@ def connect(uri: str, token: str, lite: bool, create: bool) -> Any:
         ) from None
     endpoint = _lite_endpoint(Path(uri), create) if lite else uri
     try:
-        client = MilvusClient(uri=endpoint, token=token, timeout=_CONNECT_TIMEOUT)
+        client = MilvusClient(uri=endpoint, token=token, timeout=_CONNECT_TIMEOUT,
+                              grpc_options=_GRPC_OPTIONS)  # fmt: skip
         version = "" if lite else str(client.get_server_version(timeout=_CONNECT_TIMEOUT))
     except Exception as e:  # pymilvus raises several kinds; all mean "not reachable"
         reason = str(getattr(e, "message", "") or e).splitlines()[0][:200]
