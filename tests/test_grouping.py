@@ -73,18 +73,18 @@ def test_incremental_groups_equal_grouping_from_scratch(tmp_path: Path, seed: in
     assert store.check() == []
 
 
-def test_a_new_article_is_compared_only_with_its_candidates(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    rng = random.Random(5)
-    store = LocalStore(tmp_path / "index")
-    items = [new_article(f"S{i}", version(rng, family(rng, 4)), f"/f/{i}.txt") for i in range(40)]
+def commit_all(store: LocalStore, items: list[Any]) -> None:
+    """One session: the articles added under /f, grouped, committed."""
     with store.writer(MODEL, DIM) as w:
         w.add_articles(items)
         for it in items:
             w.add_source(it.article.source, it.article.id, "/f")
         w.regroup(0.5)
         w.commit()
+
+
+def count_fetches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many texts each fetch of the next regroups asks the store for."""
     fetched: list[int] = []
     real = grouping.regroup
 
@@ -94,12 +94,19 @@ def test_a_new_article_is_compared_only_with_its_candidates(
         real(rows, *args)
 
     monkeypatch.setattr(grouping, "regroup", counting)
+    return fetched
+
+
+def test_a_new_article_is_compared_only_with_its_candidates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(5)
+    store = LocalStore(tmp_path / "index")
+    items = [new_article(f"S{i}", version(rng, family(rng, 4)), f"/f/{i}.txt") for i in range(40)]
+    commit_all(store, items)
+    fetched = count_fetches(monkeypatch)
     reprint = new_article("Reprint", items[7].article.text + " Updated at noon.", "/f/r.txt")
-    with store.writer(MODEL, DIM) as w:
-        w.add_articles([reprint])
-        w.add_source("/f/r.txt", reprint.article.id, "/f")
-        w.regroup(0.5)
-        w.commit()
+    commit_all(store, [reprint])
     assert max(fetched) < len(items) // 2  # its LSH candidates, not every stored article
     reader = store.reader(MODEL)
     assert reader.article(reprint.article.id).group_id == reprint.article.id  # the fullest
@@ -114,31 +121,15 @@ def test_a_new_copy_of_a_much_reprinted_story_is_checked_against_one_copy(
     rng = random.Random(8)
     story = "\n\n".join(family(rng, 5))
     store = LocalStore(tmp_path / "index")
-    copies = [new_article(f"Copy {i}", f"{story}\n\nRun by outlet {i}.", f"/f/{i}.txt")
-              for i in range(30)]  # fmt: skip
-    with store.writer(MODEL, DIM) as w:
-        w.add_articles(copies)
-        for it in copies:
-            w.add_source(it.article.source, it.article.id, "/f")
-        w.regroup(0.5)
-        w.commit()
-    fetched: list[int] = []
+    commit_all(store, [new_article(f"Copy {i}", f"{story}\n\nRun by outlet {i}.", f"/f/{i}.txt")
+                       for i in range(30)])  # fmt: skip
+    fetched = count_fetches(monkeypatch)
     checked: list[int] = []
-    real, real_versions = grouping.regroup, grouping.versions
-
-    def counting(rows: Any, *args: Any) -> None:
-        real_texts = rows.texts
-        rows.texts = lambda ids: fetched.append(len(ids)) or real_texts(ids)
-        real(rows, *args)
-
-    monkeypatch.setattr(grouping, "regroup", counting)
+    real_versions = grouping.versions
     monkeypatch.setattr(grouping, "versions", lambda *a: checked.append(1) or real_versions(*a))
-    late = new_article("Late copy", f"{story}\n\nRun by a late outlet.", "/f/late.txt")
-    with store.writer(MODEL, DIM) as w:
-        w.add_articles([late])
-        w.add_source("/f/late.txt", late.article.id, "/f")
-        w.regroup(0.5)
-        w.commit()
+    commit_all(
+        store, [new_article("Late copy", f"{story}\n\nRun by a late outlet.", "/f/late.txt")]
+    )
     assert fetched[0] == 1 and len(checked) == 1
     got, want = stored_groups(store)
     assert got == want and len(set(got.values())) == 1 and len(got) == 31
