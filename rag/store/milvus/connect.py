@@ -54,9 +54,9 @@ _SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
 _CONNECT_TIMEOUT = 10.0
 MIN_SERVER = (2, 5)  # the BM25 function (full-text search) came with Milvus 2.5
 # pymilvus pings an idle connection every 10 s. Milvus Lite's gRPC server (the engine of a Lite
-# file, and `milvus-lite server`) keeps gRPC's default policy, which answers a third ping
-# without data with GOAWAY "too_many_pings", and pymilvus then fails to reconnect: a page or
-# API process idle for half a minute could no longer reach its index. Pings only during calls.
+# file, and `milvus-lite server`) keeps gRPC's default ping policy and may answer with GOAWAY
+# "too_many_pings", after which pymilvus failed to reconnect: a process idle for 30-60 s could
+# no longer reach its index (docs/scaling.md). So pings only during calls.
 _GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": 0}
 
 
