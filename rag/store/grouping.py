@@ -125,9 +125,9 @@ def regroup(
     # checked only against the new articles that member did not take in.
     first: dict[str, str] = {}
     for c in sorted(every):
-        group = current.get(c)
-        if group is not None and c not in sketches:
-            first.setdefault(group, c)
+        holder = current.get(c)
+        if holder is not None and c not in sketches:
+            first.setdefault(holder, c)
     later = {c for c in every if c not in sketches and current.get(c) is not None} - set(
         first.values()
     )
