@@ -471,3 +471,30 @@ def test_the_client_does_not_ping_idle_connections(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(pymilvus, "MilvusClient", Recorder)
     module.connect("http://m:19530", "", lite=False, create=False)
     assert made[0]["grpc_options"]["grpc.keepalive_permit_without_calls"] == 0
+
+
+@pytest.mark.usefixtures("processes")
+def test_a_server_that_goes_away_is_one_line(tmp_path: Path, corpus_dir: Path) -> None:
+    """The server stops while a process holds its index open: the next search, and the CLI,
+    say so in one line (pymilvus raised, and logged, its own tracebacks)."""
+    from tests.milvus_server import MilvusServer
+
+    server = MilvusServer(tmp_path / "served.db")
+    uri = server.__enter__()
+    try:
+        settings = Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path / "index")
+        system = System(settings, embedder=HashEmbedder())
+        system.ingest([corpus_dir])
+        assert system.search(QUESTION)
+    finally:
+        server.__exit__(None, None, None)
+    with pytest.raises(StoreUnavailable) as said:
+        system.search("When did the ferry timetable change?")
+    assert said.value.args[0].startswith(f"Milvus at {uri} failed (")
+    assert "\n" not in said.value.args[0]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_STORE": "milvus", "RAG_MILVUS_URI": uri,
+           "RAG_INDEX_DIR": str(tmp_path / "index")}  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "rag", "stats"], capture_output=True, text=True,
+                       env=env, timeout=120)  # fmt: skip
+    assert r.returncode == 1 and r.stderr.startswith(f"rag: error: cannot reach Milvus at {uri}")
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

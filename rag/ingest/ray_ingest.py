@@ -243,7 +243,11 @@ class _PoolEmbedder:
                     ray.cancel(ref)
             if flying:
                 with contextlib.suppress(Exception):
-                    ray.wait(list(flying), num_returns=len(flying), timeout=_SETTLE_SECONDS)
+                    _, running = ray.wait(
+                        list(flying), num_returns=len(flying), timeout=_SETTLE_SECONDS
+                    )
+                    for ref in running:  # still running: its actor goes, and its call with it
+                        ray.kill(self.actors[flying[ref][1]], no_restart=True)
 
 
 class RayIngestor(Ingestor):

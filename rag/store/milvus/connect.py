@@ -158,16 +158,48 @@ def connect(uri: str, token: str, lite: bool, create: bool) -> Any:
             "RAG_STORE=milvus needs pymilvus: pip install -e '.[scale]'"
         ) from None
     endpoint = _lite_endpoint(Path(uri), create) if lite else uri
+    # pymilvus logs each failed call with its traceback on stderr; the one-line error below
+    # says what failed instead.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     try:
         client = MilvusClient(uri=endpoint, token=token, timeout=_CONNECT_TIMEOUT,
                               grpc_options=_GRPC_OPTIONS)  # fmt: skip
         version = "" if lite else str(client.get_server_version(timeout=_CONNECT_TIMEOUT))
     except Exception as e:  # pymilvus raises several kinds; all mean "not reachable"
-        reason = str(getattr(e, "message", "") or e).splitlines()[0][:200]
-        raise StoreUnavailable(f"cannot reach Milvus at {uri}: {reason}") from None
+        raise StoreUnavailable(f"cannot reach Milvus at {uri}: {_reason(e)}") from None
     if version:
         check_server_version(version, uri)
-    return client
+    return _Guarded(client, uri)
+
+
+def _reason(error: BaseException) -> str:
+    return str(getattr(error, "message", "") or error).splitlines()[0][:200]
+
+
+class _Guarded:
+    """A MilvusClient whose failures are one line: a server that goes away in the middle of a
+    command is a StoreUnavailable naming it, not a pymilvus traceback."""
+
+    def __init__(self, client: Any, uri: str) -> None:
+        from grpc import RpcError
+        from pymilvus.exceptions import MilvusException
+
+        self._client, self._uri, self._kinds = client, uri, (MilvusException, RpcError)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except self._kinds as e:
+                raise StoreUnavailable(
+                    f"Milvus at {self._uri} failed ({name}): {_reason(e)}"
+                ) from None
+
+        return call
 
 
 def check_server_version(version: str, uri: str) -> None:

@@ -70,7 +70,7 @@ class ServerSink:
             vec = vectors.get(row["embed_hash"])
             if vec is not None:
                 row["vector"] = np.asarray(vec, dtype=np.float32).tolist()
-        for i in range(0, len(rows), _BATCH):
+        for i in range(0, len(rows), _BATCH):  # a failure is one line (connect._Guarded)
             self._client.upsert(self.names.passages, list(rows[i : i + _BATCH]))
 
 
