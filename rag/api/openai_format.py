@@ -84,9 +84,8 @@ def conversation(messages: Sequence[Any]) -> tuple[str, list[tuple[str, str]]]:
 def reply_text(answer: Answer, source: Callable[[str], str]) -> str:
     """The short answer when there is one ("Trevino — [1]"), the answer with its [n] markers,
     then the sources (or, abstaining, the articles of the closest passages, once each)."""
-    lines = [answer.text]
-    if answer.short_line():
-        lines.insert(0, answer.short_line() + "\n")
+    short = answer.short_line()
+    lines = [short + "\n", answer.text] if short else [answer.text]
     if answer.citations:
         lines.append("\nSources:")
         for c in answer.citations:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -59,6 +59,17 @@ class _Pending:
     hashes: list[str]
     is_update: bool
     copy: bool = False  # same text as an article planned earlier in this run, not yet written
+
+
+def texts_to_embed(pending: Iterable[_Pending], have: Collection[str]) -> dict[str, str]:
+    """Embed hash -> text of the passages of ``pending`` whose vector is not in ``have``, once
+    each."""
+    texts: dict[str, str] = {}
+    for p in pending:
+        for h, t in zip(p.hashes, p.texts, strict=True):
+            if h not in have:
+                texts.setdefault(h, t)
+    return texts
 
 
 class _Cancelled(Exception):
@@ -287,11 +298,7 @@ class Ingestor:
         all_hashes = [h for p in pending for h in p.hashes]
         known = writer.cached_vectors(all_hashes)
         coming = earlier.texts if earlier is not None else {}  # being embedded already
-        texts: dict[str, str] = {}
-        for p in pending:
-            for h, t in zip(p.hashes, p.texts, strict=True):
-                if h not in known and h not in coming:
-                    texts.setdefault(h, t)
+        texts = texts_to_embed(pending, known.keys() | coming.keys())
         embedded.total += len(texts)
         future = (
             pool.submit(self.embedder.embed, list(texts.values()), embedded.tick) if texts else None

@@ -51,6 +51,7 @@ from rag.ingest.pipeline import (
     _Counter,
     _Pending,
     chunk_passages,
+    texts_to_embed,
 )
 from rag.ingest.ray_cluster import connect, ray_failure
 from rag.ingest.report import IngestReport
@@ -345,11 +346,7 @@ class RayIngestor(Ingestor):
         deferring = cast(SinkWriter, writer)  # a store with a sink has writers that defer
         hashes = [h for p in pending for h in p.hashes]
         known = writer.cached_vectors(hashes)
-        texts: dict[str, str] = {}
-        for p in pending:
-            for h, t in zip(p.hashes, p.texts, strict=True):
-                if h not in known:
-                    texts.setdefault(h, t)
+        texts = texts_to_embed(pending, known.keys())
         rows: list[PassageRow] = []
 
         def add(items: list[NewArticle]) -> None:
