@@ -261,6 +261,13 @@ def test_passage_rows_written_through_the_sink_are_published_by_the_commit_or_un
     text = "The ferry to Calder runs twice a day. Its timetable changed in May."
     with MilvusServer(tmp_path / "served.db") as uri:
         store: Any = open_store(Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path))
+
+        def every_pid() -> list[int]:
+            """The id of every passage row in the collection, of any version."""
+            found = store.client().query(store.names.passages, filter="pid >= 0",
+                                         output_fields=["pid"])  # fmt: skip
+            return sorted(r["pid"] for r in found)
+
         with store.writer("hash-64", 64) as w:
             item = new_article("Ferry", text, "/x/ferry.txt")
             placeholder = np.zeros_like(item.vectors)  # the vectors are made by the sink's user
@@ -276,18 +283,12 @@ def test_passage_rows_written_through_the_sink_are_published_by_the_commit_or_un
         assert reader.counts() == (1, len(pids)) and store.check() == []
         assert np.allclose(reader.vectors_for(pids), item.vectors, atol=1e-6)
         assert [c.text for c, _ in reader.passages(pids).values()] == [c.text for c in item.chunks]
-        everything = store.client().query(
-            store.names.passages, filter="pid >= 0", output_fields=["pid"]
-        )
-        assert sorted(r["pid"] for r in everything) == pids  # one row each
+        assert every_pid() == pids  # one row each
 
         with store.writer("hash-64", 64) as w:  # rows written, then the session ends uncommitted
             ghost = new_article("Ghost", "A ghost ship in Calder.", "/x/g.txt")
             sink.write(w.add_articles_deferred([ghost]), {})
-        everything = store.client().query(
-            store.names.passages, filter="pid >= 0", output_fields=["pid"]
-        )
-        assert sorted(r["pid"] for r in everything) == pids
+        assert every_pid() == pids
         assert reader.refresh() is False and store.check() == []
 
 
@@ -479,15 +480,11 @@ def test_a_server_that_goes_away_is_one_line(tmp_path: Path, corpus_dir: Path) -
     say so in one line (pymilvus raised, and logged, its own tracebacks)."""
     from tests.milvus_server import MilvusServer
 
-    server = MilvusServer(tmp_path / "served.db")
-    uri = server.__enter__()
-    try:
+    with MilvusServer(tmp_path / "served.db") as uri:  # stopped when the block ends
         settings = Settings(store="milvus", milvus_uri=uri, index_dir=tmp_path / "index")
         system = System(settings, embedder=HashEmbedder())
         system.ingest([corpus_dir])
         assert system.search(QUESTION)
-    finally:
-        server.__exit__(None, None, None)
     with pytest.raises(StoreUnavailable) as said:
         system.search("When did the ferry timetable change?")
     assert said.value.args[0].startswith(f"Milvus at {uri} failed (")

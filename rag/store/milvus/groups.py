@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rag.store.milvus import rows
 
@@ -39,11 +39,8 @@ class SessionGroups:
     def texts(self, ids: Collection[str]) -> dict[str, str]:
         found = rows.query_in(self.w.client, self.w.names.articles, "article_id", sorted(ids),
                               self.w._vis(), rows.ARTICLE_FIELDS)  # fmt: skip
-        by_id: dict[str, list[dict[str, Any]]] = {}
-        for r in found:
-            by_id.setdefault(r["article_id"], []).append(r)
         return {a: "".join(r["text"] for r in sorted(p, key=lambda r: int(r["part"])))
-                for a, p in by_id.items()}  # fmt: skip
+                for a, p in rows.by_article(found).items()}  # fmt: skip
 
     def groups_of(self, ids: Collection[str]) -> dict[str, str | None]:
         found = self.w._heads(ids, ["article_id", "group_id"])

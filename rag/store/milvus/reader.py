@@ -269,9 +269,7 @@ class MilvusReader:
             filter=f"article_id in {rows.id_list(missing)} and {rows.visible(v)}",
             output_fields=rows.ARTICLE_FIELDS,
         )
-        by_id: dict[str, list[dict[str, Any]]] = {}
-        for r in found:
-            by_id.setdefault(r["article_id"], []).append(r)
+        by_id = rows.by_article(found)
         if len(self._articles) + len(by_id) > 2048:
             self._articles.clear()
         for article_id, parts in by_id.items():

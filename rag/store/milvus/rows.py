@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from rag.store.milvus.connect import LIVE, TEXT_PART_CHARS
@@ -175,6 +175,14 @@ def article_rows(
         }
         for n, piece in enumerate(pieces)
     ]
+
+
+def by_article(found: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Article part rows grouped by their article id."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for r in found:
+        grouped.setdefault(r["article_id"], []).append(r)
+    return grouped
 
 
 def article_from_rows(rows: Sequence[dict[str, Any]]) -> Article:
